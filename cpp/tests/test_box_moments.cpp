@@ -1,0 +1,138 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <ostream>
+#include <random>
+#include <stdexcept>
+
+#include "noiselab/box_moments.hpp"
+#include "reference.hpp"
+
+namespace nl = noiselab;
+
+namespace {
+
+nl::ArrayView<const double> view_of(const ref::Array& a, std::size_t ndim) {
+    nl::ArrayView<const double> v;
+    v.data = a.v.data();
+    v.ndim = ndim;
+    std::ptrdiff_t stride = 1;
+    for (std::size_t k = ndim; k-- > 0;) {
+        v.shape[k] = a.shape[4 - ndim + k];
+        v.strides[k] = stride;
+        stride *= static_cast<std::ptrdiff_t>(v.shape[k]);
+    }
+    return v;
+}
+
+nl::ArrayView<double> out_like(std::vector<double>& buf, const nl::ArrayView<const double>& in) {
+    buf.assign(in.size(), -1.0);
+    nl::ArrayView<double> v;
+    v.data = buf.data();
+    v.ndim = in.ndim;
+    v.shape = in.shape;
+    v.strides = in.strides;
+    return v;
+}
+
+void expect_close(const std::vector<double>& got, const std::vector<double>& want, const char* what) {
+    ASSERT_EQ(got.size(), want.size());
+    for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], want[i], 1e-11 * (1.0 + std::abs(want[i]))) << what << " at " << i;
+}
+
+}  // namespace
+
+struct Case {
+    std::array<std::size_t, 4> shape;  // padded to 4 with leading 1s
+    std::size_t ndim;
+    std::array<std::size_t, 4> window;  // padded the same way
+};
+
+void PrintTo(const Case& c, std::ostream* os) {
+    *os << c.ndim << "-D shape";
+    for (auto s : c.shape) *os << " " << s;
+    *os << " window";
+    for (auto w : c.window) *os << " " << w;
+}
+
+class BoxMoments : public ::testing::TestWithParam<Case> {};
+
+TEST_P(BoxMoments, MatchesDirectSummationWithReflection) {
+    const Case c = GetParam();
+    const ref::Array x = ref::random_array(c.shape, 7);
+    const auto in = view_of(x, c.ndim);
+    nl::Window w{};
+    for (std::size_t d = 0; d < c.ndim; ++d) w[d] = c.window[4 - c.ndim + d];
+    std::vector<double> m2, m4;
+    nl::box_moments(in, w, out_like(m2, in), out_like(m4, in));
+    expect_close(m2, ref::box_mean(x, c.window, [](double v) { return v * v; }), "M^2");
+    expect_close(m4, ref::box_mean(x, c.window, [](double v) { return v * v * v * v; }), "M^4");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, BoxMoments,
+    ::testing::Values(Case{{1, 1, 1, 7}, 1, {1, 1, 1, 3}}, Case{{1, 1, 1, 7}, 1, {1, 1, 1, 2}},
+                      Case{{1, 1, 1, 7}, 1, {1, 1, 1, 17}},  // 2n + 3
+                      Case{{1, 1, 1, 1}, 1, {1, 1, 1, 4}}, Case{{1, 1, 5, 8}, 2, {1, 1, 4, 3}},
+                      Case{{1, 1, 5, 8}, 2, {1, 1, 13, 19}}, Case{{1, 1, 40, 3}, 2, {1, 1, 10, 2}},
+                      Case{{1, 6, 5, 4}, 3, {1, 3, 2, 5}}, Case{{1, 70, 3, 4}, 3, {1, 10, 1, 4}},
+                      Case{{1, 9, 1, 4}, 3, {1, 4, 3, 1}}, Case{{3, 4, 5, 6}, 4, {2, 3, 4, 5}},
+                      Case{{20, 2, 3, 4}, 4, {5, 1, 3, 1}}, Case{{3, 4, 5, 6}, 4, {1, 1, 1, 1}},
+                      Case{{2, 3, 2, 3}, 4, {7, 9, 5, 2}}));
+
+TEST(BoxMomentsStrides, StridedAndReversedViewsAreHonoured) {
+    // A 2-D view that takes every other column of a wider buffer, rows reversed.
+    const ref::Array full = ref::random_array({1, 1, 9, 12}, 3);
+    ref::Array picked;
+    picked.shape = {1, 1, 9, 6};
+    for (std::size_t r = 0; r < 9; ++r)
+        for (std::size_t c = 0; c < 6; ++c) picked.v.push_back(full.v[(8 - r) * 12 + 2 * c]);
+    nl::ArrayView<const double> in;
+    in.data = full.v.data() + 8 * 12;
+    in.ndim = 2;
+    in.shape = {9, 6};
+    in.strides = {-12, 2};
+    std::vector<double> m2(54);
+    auto out = nl::make_view(m2.data(), {9, 6});
+    nl::box_moments(in, nl::Window{4, 3}, out);
+    expect_close(m2, ref::box_mean(picked, {1, 1, 4, 3}, [](double v) { return v * v; }), "strided");
+}
+
+TEST(BoxMomentsMask, OnlyInMaskVoxelsContribute) {
+    const ref::Array x = ref::random_array({1, 7, 6, 5}, 11);
+    std::vector<unsigned char> mask(x.v.size());
+    std::mt19937 gen(5);
+    for (auto& m : mask) m = gen() % 3 != 0;
+    nl::BoxOptions opt;
+    opt.mask = nl::make_view<const std::uint8_t>(mask.data(), {7, 6, 5});
+    std::vector<double> m2(x.v.size());
+    nl::box_moments(view_of(x, 3), nl::Window{3, 4, 5}, nl::make_view(m2.data(), {7, 6, 5}), {}, opt);
+    expect_close(m2, ref::box_mean(x, {1, 3, 4, 5}, [](double v) { return v * v; }, mask), "masked");
+}
+
+TEST(BoxMomentsThreads, BitIdenticalForAnyThreadCount) {
+    const ref::Array x = ref::random_array({1, 77, 33, 29}, 13, 0.0, 1e4);
+    const auto in = view_of(x, 3);
+    std::vector<double> base;
+    for (int threads : {1, 2, 3, 8}) {
+        std::vector<double> m2(x.v.size()), m4(x.v.size());
+        nl::BoxOptions opt;
+        opt.threads = threads;
+        nl::box_moments(in, nl::Window{10, 10, 10}, nl::make_view(m2.data(), {77, 33, 29}),
+                        nl::make_view(m4.data(), {77, 33, 29}), opt);
+        m2.insert(m2.end(), m4.begin(), m4.end());
+        if (base.empty()) base = m2;
+        else EXPECT_EQ(m2, base) << threads << " threads";
+    }
+}
+
+TEST(BoxMomentsErrors, BadArgumentsThrowInvalidArgument) {
+    std::vector<double> x(12, 1.0), y(12);
+    auto in = nl::make_view<const double>(x.data(), {3, 4});
+    EXPECT_THROW(nl::box_moments(in, nl::Window{0, 3}, nl::make_view(y.data(), {3, 4})), std::invalid_argument);
+    EXPECT_THROW(nl::box_moments(in, nl::Window{3, 3}, nl::make_view(y.data(), {4, 3})), std::invalid_argument);
+    EXPECT_THROW(nl::make_view(y.data(), {1, 1, 1, 1, 12}), std::invalid_argument);
+    auto empty = nl::make_view<const double>(x.data(), {0, 4});
+    EXPECT_THROW(nl::box_moments(empty, nl::Window{1, 1}, nl::make_view(y.data(), {0, 4})), std::invalid_argument);
+}

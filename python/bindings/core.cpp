@@ -1,0 +1,194 @@
+// The pybind11 module mri_noiselab._core: converts numpy arrays to noiselab views
+// (no copies; strides honoured) and releases the GIL around every kernel.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "noiselab/noiselab.hpp"
+
+namespace py = pybind11;
+namespace nl = noiselab;
+
+namespace {
+
+template <class T, class A>
+nl::ArrayView<T> view_of(A& a, const char* what) {
+    if (a.ndim() < 1 || a.ndim() > static_cast<py::ssize_t>(nl::max_ndim))
+        throw py::value_error(std::string(what) + " must have 1 to 4 dimensions");
+    nl::ArrayView<T> v;
+    const void* raw = a.data();  // read-only arrays are fine: inputs are only read
+    v.data = static_cast<T*>(const_cast<void*>(raw));
+    v.ndim = static_cast<std::size_t>(a.ndim());
+    for (std::size_t d = 0; d < v.ndim; ++d) {
+        const auto sd = static_cast<py::ssize_t>(d);
+        if (a.strides(sd) % static_cast<py::ssize_t>(sizeof(T)) != 0)
+            throw py::value_error(std::string(what) + " has strides that are not a multiple of its item size");
+        v.shape[d] = static_cast<std::size_t>(a.shape(sd));
+        v.strides[d] = a.strides(sd) / static_cast<py::ssize_t>(sizeof(T));
+    }
+    return v;
+}
+
+nl::ArrayView<const std::uint8_t> mask_view(const std::optional<py::array_t<std::uint8_t>>& mask) {
+    return mask ? view_of<const std::uint8_t>(*mask, "mask") : nl::ArrayView<const std::uint8_t>{};
+}
+
+nl::Window to_window(const std::vector<std::size_t>& w, py::ssize_t ndim) {
+    if (static_cast<py::ssize_t>(w.size()) != ndim)
+        throw py::value_error("window needs one size per axis: got " + std::to_string(w.size()) + " for " +
+                              std::to_string(ndim) + " axes");
+    nl::Window out{};
+    for (std::size_t d = 0; d < w.size(); ++d) out[d] = w[d];
+    return out;
+}
+
+template <class T>
+bool is(const py::array& a) {
+    return py::isinstance<py::array_t<T, 0>>(a) && a.dtype().equal(py::dtype::of<T>());
+}
+
+[[noreturn]] void bad_dtype(const py::array& a) {
+    throw py::type_error("the kernels take float32 or float64 arrays in native byte order, got " +
+                         std::string(py::str(a.dtype())));
+}
+
+template <class T>
+py::tuple box_moments_t(const py::array& x, const nl::Window& w, bool fourth,
+                        const std::optional<py::array_t<std::uint8_t>>& mask, int threads) {
+    auto in = view_of<const T>(x, "image");
+    std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+    py::array_t<double> m2(shape);
+    std::optional<py::array_t<double>> m4;
+    if (fourth) m4.emplace(shape);
+    nl::BoxOptions opt;
+    opt.mask = mask_view(mask);
+    opt.threads = threads;
+    auto v2 = view_of<double>(m2, "m2");
+    auto v4 = m4 ? view_of<double>(*m4, "m4") : nl::ArrayView<double>{};
+    {
+        py::gil_scoped_release nogil;
+        nl::box_moments(in, w, v2, v4, opt);
+    }
+    return py::make_tuple(m2, m4 ? py::object(*m4) : py::none());
+}
+
+template <class T>
+std::pair<py::array, nl::CorrectionReport> correct_t(const py::array& x, double sigma, const nl::Window& w,
+                                                     const nl::CorrectionOptions& opt) {
+    auto in = view_of<const T>(x, "image");
+    py::array_t<T> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    auto ov = view_of<T>(out, "output");
+    nl::CorrectionReport rep;
+    {
+        py::gil_scoped_release nogil;
+        rep = nl::correct(in, ov, sigma, w, opt);
+    }
+    return {out, rep};
+}
+
+template <class T>
+nl::SampleStats sample_stats_t(const py::array& x, const nl::SampleOptions& opt) {
+    auto in = view_of<const T>(x, "background");
+    py::gil_scoped_release nogil;
+    return nl::sample_stats(in, opt);
+}
+
+nl::SigmaMethod sigma_method(const std::string& name) {
+    if (name == "std") return nl::SigmaMethod::std_dev;
+    if (name == "mle") return nl::SigmaMethod::mle;
+    if (name == "mean") return nl::SigmaMethod::mean;
+    throw py::value_error("unknown sigma method '" + name + "': choose 'mle', 'std' or 'mean'");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "Compiled kernels of mri-noiselab (see the noiselab C++ headers).";
+    m.attr("__version__") = NOISELAB_VERSION;
+    m.def("has_openmp", &nl::has_openmp);
+    m.def("default_threads", &nl::default_threads);
+    m.def("chi_beta", &nl::chi_beta, py::arg("coils"));
+    m.def("chi_std_factor", &nl::chi_std_factor, py::arg("coils"));
+    m.def("chi_mean_std_ratio", &nl::chi_mean_std_ratio, py::arg("coils"));
+
+    m.def(
+        "box_moments",
+        [](const py::array& x, const std::vector<std::size_t>& window, bool fourth,
+           const std::optional<py::array_t<std::uint8_t>>& mask, int threads) {
+            const auto w = to_window(window, x.ndim());
+            if (is<float>(x)) return box_moments_t<float>(x, w, fourth, mask, threads);
+            if (is<double>(x)) return box_moments_t<double>(x, w, fourth, mask, threads);
+            bad_dtype(x);
+        },
+        py::arg("x"), py::arg("window"), py::arg("fourth") = false, py::arg("mask") = py::none(),
+        py::arg("threads") = 0);
+
+    py::class_<nl::CorrectionReport>(m, "CorrectionReport")
+        .def_readonly("n", &nl::CorrectionReport::n)
+        .def_readonly("nonfinite", &nl::CorrectionReport::nonfinite)
+        .def_readonly("negative", &nl::CorrectionReport::negative)
+        .def_readonly("zeros", &nl::CorrectionReport::zeros)
+        .def_readonly("clamped", &nl::CorrectionReport::clamped)
+        .def_readonly("min", &nl::CorrectionReport::min)
+        .def_readonly("max", &nl::CorrectionReport::max);
+
+    m.def(
+        "correct",
+        [](const py::array& x, double sigma, const std::vector<std::size_t>& window, const std::string& method,
+           unsigned coils, const std::optional<py::array_t<std::uint8_t>>& mask,
+           const std::optional<py::array_t<double>>& sigma_map, int threads) {
+            nl::CorrectionOptions opt;
+            if (method == "moments") opt.method = nl::Correction::moments;
+            else if (method == "lmmse") opt.method = nl::Correction::lmmse;
+            else throw py::value_error("unknown correction '" + method + "': choose 'moments' or 'lmmse'");
+            opt.coils = coils;
+            opt.mask = mask_view(mask);
+            if (sigma_map) opt.sigma_map = view_of<const double>(*sigma_map, "sigma_map");
+            opt.threads = threads;
+            const auto w = to_window(window, x.ndim());
+            if (is<float>(x)) return correct_t<float>(x, sigma, w, opt);
+            if (is<double>(x)) return correct_t<double>(x, sigma, w, opt);
+            bad_dtype(x);
+        },
+        py::arg("x"), py::arg("sigma"), py::arg("window"), py::arg("method") = "moments", py::arg("coils") = 1,
+        py::arg("mask") = py::none(), py::arg("sigma_map") = py::none(), py::arg("threads") = 0);
+
+    py::class_<nl::SampleStats>(m, "SampleStats")
+        .def_readonly("n", &nl::SampleStats::n)
+        .def_readonly("zeros_excluded", &nl::SampleStats::zeros_excluded)
+        .def_readonly("nonfinite", &nl::SampleStats::nonfinite)
+        .def_readonly("negative", &nl::SampleStats::negative)
+        .def_readonly("zeros", &nl::SampleStats::zeros)
+        .def_readonly("mean", &nl::SampleStats::mean)
+        .def_readonly("std", &nl::SampleStats::std)
+        .def_readonly("mean_sq", &nl::SampleStats::mean_sq)
+        .def_readonly("min", &nl::SampleStats::min)
+        .def_readonly("max", &nl::SampleStats::max);
+
+    m.def(
+        "sample_stats",
+        [](const py::array& x, const std::optional<py::array_t<std::uint8_t>>& mask, bool exclude_zeros,
+           int threads) {
+            nl::SampleOptions opt;
+            opt.mask = mask_view(mask);
+            opt.exclude_zeros = exclude_zeros;
+            opt.threads = threads;
+            if (is<float>(x)) return sample_stats_t<float>(x, opt);
+            if (is<double>(x)) return sample_stats_t<double>(x, opt);
+            bad_dtype(x);
+        },
+        py::arg("x"), py::arg("mask") = py::none(), py::arg("exclude_zeros") = false, py::arg("threads") = 0);
+
+    m.def(
+        "sigma_from_stats",
+        [](const nl::SampleStats& s, const std::string& method, unsigned coils) {
+            const auto e = nl::estimate_sigma(s, sigma_method(method), coils);
+            return std::make_tuple(e.sigma, e.ratio, e.expected_ratio);
+        },
+        py::arg("stats"), py::arg("method"), py::arg("coils") = 1);
+}

@@ -1,0 +1,79 @@
+"""The compiled box-moment kernel against scipy.ndimage.uniform_filter (mode="reflect")."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter
+
+from mri_noiselab import _core
+
+SHAPES = [(7,), (1,), (5, 8), (40, 3), (6, 5, 4), (9, 1, 4), (3, 4, 5, 6), (2, 3, 2, 3)]
+
+
+def _sizes(n: int) -> list[int]:
+    # 1 .. 2n+3, covering odd, even and longer-than-the-axis windows.
+    return sorted({1, 2, 3, 4, max(1, n - 1), n, n + 1, 2 * n, 2 * n + 3})
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_box_mean_of_m2_matches_scipy_for_every_window(shape: tuple[int, ...], rng: np.random.Generator) -> None:
+    x = rng.uniform(0, 100, shape)
+    per_axis = [_sizes(n) for n in shape]
+    combos = list(itertools.product(*per_axis))
+    if len(combos) > 60:  # keep 4-D affordable: a fixed, seeded sample of the grid
+        picks = rng.choice(len(combos), 60, replace=False)
+        combos = [combos[i] for i in picks]
+    for size in combos:
+        m2, m4 = _core.box_moments(x, list(size), True)
+        np.testing.assert_allclose(m2, uniform_filter(x**2, size, mode="reflect"), rtol=1e-11, err_msg=str(size))
+        np.testing.assert_allclose(m4, uniform_filter(x**4, size, mode="reflect"), rtol=1e-11, err_msg=str(size))
+
+
+def test_float32_input_is_accumulated_in_double(rng: np.random.Generator) -> None:
+    x = rng.uniform(0, 4000, (64, 64)).astype(np.float32)
+    m2, _ = _core.box_moments(x, [10, 10])
+    ref = uniform_filter(x.astype(np.float64) ** 2, 10, mode="reflect")
+    np.testing.assert_allclose(m2, ref, rtol=1e-12)
+
+
+def test_strided_reversed_and_readonly_views_are_read_in_place(rng: np.random.Generator) -> None:
+    base = rng.uniform(0, 10, (20, 30))
+    view = base[::-2, 1::3]
+    view.flags.writeable = False
+    m2, _ = _core.box_moments(view, [3, 4])
+    np.testing.assert_allclose(m2, uniform_filter(np.ascontiguousarray(view) ** 2, (3, 4), mode="reflect"), rtol=1e-12)
+
+
+def test_masked_box_mean_divides_by_the_in_mask_count(rng: np.random.Generator) -> None:
+    x = rng.uniform(0, 10, (12, 9))
+    mask = rng.random((12, 9)) > 0.3
+    m2, _ = _core.box_moments(x, [3, 5], False, mask.astype(np.uint8))
+    num = uniform_filter(np.where(mask, x**2, 0.0), (3, 5), mode="reflect")
+    den = uniform_filter(mask.astype(float), (3, 5), mode="reflect")
+    expected = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    np.testing.assert_allclose(m2, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+def test_results_are_bit_identical_for_any_thread_count(threads: int, rng: np.random.Generator) -> None:
+    x = rng.uniform(0, 1e4, (70, 33, 41)).astype(np.float32)
+    ref, _ = _core.box_moments(x, [10, 10, 10], False, None, 1)
+    got, _ = _core.box_moments(x, [10, 10, 10], False, None, threads)
+    assert np.array_equal(got, ref)
+    out1, _ = _core.correct(x, 50.0, [10, 10, 10], "lmmse", 1, None, None, 1)
+    outn, _ = _core.correct(x, 50.0, [10, 10, 10], "lmmse", 1, None, None, threads)
+    assert np.array_equal(out1, outn)
+
+
+def test_kernel_rejects_unsupported_dtypes_and_window_lengths() -> None:
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.box_moments(np.ones((3, 3), np.int16), [1, 1])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.box_moments(np.ones((3, 3), ">f8"), [1, 1])
+    with pytest.raises(ValueError, match="one size per axis"):
+        _core.box_moments(np.ones((3, 3)), [1])
+    with pytest.raises(ValueError, match="window sizes must be >= 1"):
+        _core.box_moments(np.ones((3, 3)), [0, 1])
