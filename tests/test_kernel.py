@@ -10,7 +10,7 @@ from scipy.ndimage import uniform_filter
 
 from mri_noiselab import _core
 
-SHAPES = [(7,), (1,), (5, 8), (40, 3), (6, 5, 4), (9, 1, 4), (3, 4, 5, 6), (2, 3, 2, 3)]
+SHAPES = [(7,), (1,), (5, 8), (40, 3), (3, 130), (200,), (6, 5, 4), (9, 1, 4), (3, 4, 5, 6), (2, 3, 2, 3)]
 
 
 def _sizes(n: int) -> list[int]:

@@ -79,7 +79,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{{1, 6, 5, 4}, 3, {1, 3, 2, 5}}, Case{{1, 70, 3, 4}, 3, {1, 10, 1, 4}},
                       Case{{1, 9, 1, 4}, 3, {1, 4, 3, 1}}, Case{{3, 4, 5, 6}, 4, {2, 3, 4, 5}},
                       Case{{20, 2, 3, 4}, 4, {5, 1, 3, 1}}, Case{{3, 4, 5, 6}, 4, {1, 1, 1, 1}},
-                      Case{{2, 3, 2, 3}, 4, {7, 9, 5, 2}}));
+                      Case{{2, 3, 2, 3}, 4, {7, 9, 5, 2}},
+                      // rows of 64 or more run the last axis as four interleaved chains
+                      Case{{1, 1, 3, 130}, 2, {1, 1, 2, 7}}, Case{{1, 1, 1, 200}, 1, {1, 1, 1, 403}},
+                      Case{{1, 1, 2, 64}, 2, {1, 1, 3, 64}}));
 
 TEST(BoxMomentsStrides, StridedAndReversedViewsAreHonoured) {
     // A 2-D view that takes every other column of a wider buffer, rows reversed.

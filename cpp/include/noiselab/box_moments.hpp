@@ -75,6 +75,11 @@ struct AxisPlan {
     std::vector<std::size_t> add, sub;
     // The window of output 0 as (sample, multiplicity) pairs.
     std::vector<std::pair<std::size_t, double>> start0;
+    // Along the innermost axis the running sum is a serial chain of additions; four
+    // segments with their own start windows give four independent chains.
+    static constexpr std::size_t segments = 4;
+    std::size_t seg_len = 0;  // 0: one chain only
+    std::array<std::vector<std::pair<std::size_t, double>>, segments> seg_start;
 
     AxisPlan() = default;
     AxisPlan(std::size_t n_, std::size_t w_) : n(n_), w(w_), active(n_ > 1 && w_ > 1) {
@@ -89,6 +94,10 @@ struct AxisPlan {
             sub[i] = reflect_index(ii - h, n);
         }
         start0 = window_at(0);
+        if (n >= 64) {
+            seg_len = (n + segments - 1) / segments;
+            for (std::size_t k = 0; k < segments; ++k) seg_start[k] = window_at(k * seg_len);
+        }
     }
 
     /// Multiplicity of each sample in the window of output `s`. O(n), whatever w is:
@@ -318,6 +327,46 @@ private:
         }
     }
 
+    // Window sums along the last axis: o[i] = sum of r over the window of output i.
+    static void x_sums(const AxisPlan& px, const double* r, double* o) {
+        const std::size_t nx = px.n;
+        auto start = [&](const std::vector<std::pair<std::size_t, double>>& win) {
+            double acc = 0.0;
+            for (const auto& [j, weight] : win) acc += weight * r[j];
+            return acc;
+        };
+        if (px.seg_len == 0) {
+            double acc = start(px.start0);
+            o[0] = acc;
+            for (std::size_t i = 0; i + 1 < nx; ++i) {
+                acc += r[px.add[i]] - r[px.sub[i]];
+                o[i + 1] = acc;
+            }
+            return;
+        }
+        constexpr std::size_t K = AxisPlan::segments;
+        const std::size_t L = px.seg_len;
+        double acc[K];
+        for (std::size_t k = 0; k < K; ++k) {
+            acc[k] = start(px.seg_start[k]);
+            o[k * L] = acc[k];
+        }
+        const std::size_t last = nx - (K - 1) * L;  // the last segment may be shorter
+        std::size_t t = 0;
+        for (; t + 1 < last; ++t)
+            for (std::size_t k = 0; k < K; ++k) {
+                const std::size_t i = k * L + t;
+                acc[k] += r[px.add[i]] - r[px.sub[i]];
+                o[i + 1] = acc[k];
+            }
+        for (std::size_t k = 0; k + 1 < K; ++k)
+            for (std::size_t u = t; u + 1 < L; ++u) {
+                const std::size_t i = k * L + u;
+                acc[k] += r[px.add[i]] - r[px.sub[i]];
+                o[i + 1] = acc[k];
+            }
+    }
+
     void final_row(SweepScratch<C>& st, const std::array<std::size_t, 3>& idx, Stats& stats) const {
         const std::size_t nx = g_.n[3];
         const int q = g_.prev_active[3];
@@ -334,17 +383,7 @@ private:
         const AxisPlan& px = g_.plan[3];
         if (px.active) {
             double* out = st.sums.data();
-            for (std::size_t c = 0; c < C; ++c) {
-                const double* r = row + c * cs;
-                double* o = out + c * nx;
-                double acc = 0.0;
-                for (const auto& [j, weight] : px.start0) acc += weight * r[j];
-                o[0] = acc;
-                for (std::size_t i = 0; i + 1 < nx; ++i) {
-                    acc += r[px.add[i]] - r[px.sub[i]];
-                    o[i + 1] = acc;
-                }
-            }
+            for (std::size_t c = 0; c < C; ++c) x_sums(px, row + c * cs, out + c * nx);
             row = out;
             cs = nx;
         }
