@@ -11,6 +11,11 @@
 // along the row. Each input voxel is read from memory about once and the output
 // written once, so the whole correction costs a few volume passes, not ten.
 //
+// Precision: sums run in double. For 16-bit data, M^2 sums are exact; M^4 sums drift by
+// rounding after bright tissue, which leaves the local variance of M^2 in the background
+// next to 800-sigma tissue within 1e-4 of exact (tests/test_kernel.py), far inside its
+// sampling error, so no compensated summation is needed.
+//
 // Determinism: the outermost axis is cut into blocks whose size depends only on
 // the shape and window, never on the thread count, and every block restarts its
 // running sums; per-block statistics are merged in block order.
