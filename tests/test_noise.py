@@ -46,12 +46,15 @@ def test_rayleigh_constants_match_closed_forms() -> None:
 def test_zero_padding_and_mask_are_left_out(rng: np.random.Generator) -> None:
     bg = rician(np.zeros((50, 50)), 4.0, rng)
     padded = np.concatenate([bg, np.zeros((50, 50))])
-    est = nl.estimate_sigma(padded)
+    with pytest.warns(nl.RoiWarning, match="zero padding: 50.0% of the ROI"):
+        est = nl.estimate_sigma(padded)
     assert est.zeros_excluded == 2500 and est.n == 2500
+    assert est.quality.zero_fraction == 0.5 and len(est.warnings) == 1
     assert est.sigma == pytest.approx(nl.estimate_sigma(bg).sigma, rel=1e-12)
     mask = np.ones(padded.shape, bool)
     mask[:10] = False
-    assert nl.estimate_sigma(padded, mask=mask).n == 2000
+    with pytest.warns(nl.RoiWarning, match="zero padding"):
+        assert nl.estimate_sigma(padded, mask=mask).n == 2000
 
 
 @pytest.mark.parametrize(

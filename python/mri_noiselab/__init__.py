@@ -1,6 +1,7 @@
 """mri-noiselab: noise level estimation and Rician bias correction for MRI magnitude images."""
 
 from mri_noiselab._kernels import _core
+from mri_noiselab.background import RoiQuality, RoiWarning, auto_background, sigma_map
 from mri_noiselab.compat import subtract_noise, subtract_noise_masked
 from mri_noiselab.noise import (
     SigmaEstimate,
@@ -14,13 +15,17 @@ from mri_noiselab.noise import (
 __version__: str = _core.__version__
 
 __all__ = [
+    "RoiQuality",
+    "RoiWarning",
     "SigmaEstimate",
     "__version__",
+    "auto_background",
     "correct",
     "estimate_sigma",
     "get_num_threads",
     "rayleigh_constants",
     "set_num_threads",
+    "sigma_map",
     "subtract_noise",
     "subtract_noise_masked",
 ]

@@ -6,15 +6,19 @@ arguments, converts arrays and turns the core's reports into exceptions.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from mri_noiselab._kernels import _core
+
+if TYPE_CHECKING:
+    from mri_noiselab.background import RoiQuality
 
 SigmaMethod = Literal["mle", "std", "mean"]
 CorrectionMethod = Literal["moments", "pointwise", "lmmse"]
@@ -151,6 +155,11 @@ class SigmaEstimate:
         The ratio expected for pure noise with ``coils`` coils (1.913 for one coil).
     zeros_excluded : int
         Exact zeros left out of the sample.
+    quality : RoiQuality or None
+        The ROI quality report: zero fraction, mean/std standard error, the
+        Kolmogorov-Smirnov fit to the chi distribution and the warnings.
+    mask : numpy.ndarray of bool or None
+        The background voxels chosen automatically (``mask="auto"``), for display.
     """
 
     sigma: float
@@ -162,34 +171,46 @@ class SigmaEstimate:
     ratio: float
     expected_ratio: float
     zeros_excluded: int = 0
+    quality: RoiQuality | None = None
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __float__(self) -> float:
         return self.sigma
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What looks wrong with the background, in words a user can act on."""
+        return self.quality.warnings if self.quality is not None else ()
 
 
 def estimate_sigma(
     background: npt.ArrayLike,
     method: SigmaMethod = "mle",
     coils: int = 1,
-    mask: npt.ArrayLike | None = None,
+    mask: npt.ArrayLike | Literal["auto"] | None = None,
     *,
     exclude_zeros: bool = True,
     num_threads: int | None = None,
 ) -> SigmaEstimate:
-    """Estimate the noise level sigma from a background (noise-only) sample.
+    """Estimate the noise level sigma from a background (noise-only) sample or a whole image.
 
     Parameters
     ----------
     background : array_like
-        Magnitude values with no signal, any shape. Must be finite and non-negative.
+        Magnitude values with no signal, any shape (a ROI cut out of the image),
+        or, with ``mask="auto"``, a whole 1-D to 4-D image. Must be finite and
+        non-negative (inside the mask).
     method : {"mle", "std", "mean"}
         ``"mle"``: sigma^2 = sum(M^2) / (2 N n), the maximum-likelihood estimator.
         ``"std"``: std(M) / sqrt(2N - beta_N^2) (the seed's std / 0.655 for N = 1).
         ``"mean"``: mean(M) / beta_N.
     coils : int
         Number N of receiver coils combined by sum of squares.
-    mask : array_like of bool, optional
-        Same shape as ``background``; only True values are used.
+    mask : array_like of bool or "auto", optional
+        Same shape as ``background``; only True values are used. ``"auto"``
+        finds the background of an image with
+        :func:`mri_noiselab.background.auto_background` (no ROI needed); the
+        chosen voxels are returned in ``SigmaEstimate.mask``.
     exclude_zeros : bool
         Leave exact zeros (zero padding, suppressed background) out; they bias
         every estimator down.
@@ -199,6 +220,8 @@ def estimate_sigma(
     Returns
     -------
     SigmaEstimate
+        With the ROI quality report in ``quality``. Each of its warnings is also
+        issued as a :class:`mri_noiselab.background.RoiWarning`.
 
     Raises
     ------
@@ -219,9 +242,18 @@ def estimate_sigma(
     .. [1] H. Gudbjartsson, S. Patz, Magn Reson Med 34:910 (1995).
     .. [2] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Magn Reson Imaging 27:1397 (2009).
     """
+    # background builds on this module's array helpers, so it is imported here.
+    from mri_noiselab.background import auto_background, emit_warnings, roi_quality
+
     if method not in SIGMA_METHODS:
         raise ValueError(f"unknown sigma method {method!r}: choose one of {', '.join(SIGMA_METHODS)}")
     coils = _check_coils(coils)
+    chosen = None
+    if isinstance(mask, str):
+        if mask != "auto":
+            raise ValueError(f"mask must be a boolean array, 'auto' or None, got {mask!r}")
+        chosen = auto_background(background, coils, num_threads=num_threads)
+        mask = chosen
     bg = as_kernel_array(background, "background", np.float64)
     mask_arr = None
     if mask is not None:
@@ -245,6 +277,13 @@ def estimate_sigma(
     if method == "std" and stats.std == 0:
         raise ValueError("Unable to estimate noise from background (std = 0)")
     sigma, ratio, expected = _core.sigma_from_stats(stats, method, coils)
+    used = bg if mask_arr is None else bg[mask_arr.view(bool)]
+    if exclude_zeros:
+        used = used[used != 0]
+    quality = roi_quality(
+        used, coils, zeros_excluded=int(stats.zeros_excluded), sigma_mle=math.sqrt(stats.mean_sq / (2 * coils))
+    )
+    emit_warnings(quality)
     return SigmaEstimate(
         sigma=float(sigma),
         method=method,
@@ -255,6 +294,8 @@ def estimate_sigma(
         ratio=float(ratio),
         expected_ratio=float(expected),
         zeros_excluded=int(stats.zeros_excluded),
+        quality=quality,
+        mask=chosen,
     )
 
 

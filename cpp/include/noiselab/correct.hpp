@@ -175,7 +175,8 @@ struct CorrectSink {
             }
             const bool inside = Masked ? mk[xi * mx] != 0 : true;
             clamped += inside & (a2 < 0.0);
-            const T corrected = static_cast<T>(std::sqrt(std::max(a2, 0.0)));
+            // The root in T, as in moments_row: where K is 0, lmmse equals moments to the bit.
+            const T corrected = std::sqrt(static_cast<T>(std::max(a2, 0.0)));
             if constexpr (Masked) dst[xi * ox] = inside ? corrected : src[xi * sx];
             else dst[xi * ox] = corrected;
         }

@@ -1,0 +1,652 @@
+"""Automatic background selection, smooth sigma maps and the quality report of a noise ROI.
+
+The local statistics are box means computed by the C++ core (``_core.box_moments``);
+this module only does per-voxel comparisons, a histogram and small closed forms.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from mri_noiselab._kernels import _core
+from mri_noiselab.noise import MAX_NDIM, _check_coils, _threads, as_kernel_array, rayleigh_constants, window_sizes
+
+# Local windows whose statistic lies beyond this many standard deviations of the
+# pure-noise distribution are "not background". 3.5 keeps ~99.95% of noise windows
+# (a negligible truncation bias) while rejecting anatomy with A >~ 1.5 sigma.
+_ACCEPT_Z = 3.5
+# A noise ROI smaller than this makes sigma uncertain by more than 5% (sd = 1/(2 sqrt(n))).
+_SMALL_ROI = 100
+# Goodness-of-fit warnings need both significance and a size that matters: on a million
+# voxels a harmless 0.3% deviation is "significant".
+_KS_PVALUE = 1e-4
+_KS_MIN_D = 0.015
+_RATIO_Z = 4.0
+_RATIO_MIN_REL = 0.02
+_TAIL_P = 1e-3
+_GOF_MAX_VALUES = 1 << 18
+
+
+class RoiWarning(UserWarning):
+    """A noise ROI that does not look like pure Rayleigh / chi noise."""
+
+
+# ----------------------------------------------------------------------------------------
+# Closed forms of the central chi distribution (2N degrees of freedom, scale sigma)
+# ----------------------------------------------------------------------------------------
+
+
+def chi_cdf(x: npt.ArrayLike, sigma: float, coils: int = 1) -> np.ndarray:
+    """CDF of background noise: central chi with 2N degrees of freedom and scale sigma.
+
+    Parameters
+    ----------
+    x : array_like
+        Magnitude values.
+    sigma : float
+        Noise standard deviation of each real channel.
+    coils : int
+        Number N of coils combined by sum of squares (N = 1: Rayleigh).
+
+    Returns
+    -------
+    numpy.ndarray
+        P(M <= x), 0 for x <= 0.
+
+    Notes
+    -----
+    M^2 / (2 sigma^2) is Gamma(N, 1), whose CDF for integer N is
+    1 - exp(-t) sum_{j<N} t^j / j!  with t = x^2 / (2 sigma^2).
+    """
+    coils = _check_coils(coils)
+    t = np.square(np.clip(np.asarray(x, dtype=np.float64), 0.0, None)) / (2.0 * sigma * sigma)
+    term = np.ones_like(t)
+    total = np.ones_like(t)
+    for j in range(1, coils):
+        term = term * t / j
+        total = total + term
+    return -np.expm1(-t) - (total - 1.0) * np.exp(-t)
+
+
+def chi_moment(p: int, sigma: float, coils: int = 1) -> float:
+    """E[M^p] of background noise: sigma^p 2^(p/2) Gamma(N + p/2) / Gamma(N)."""
+    coils = _check_coils(coils)
+    return float(sigma**p * math.exp(0.5 * p * math.log(2.0) + math.lgamma(coils + p / 2) - math.lgamma(coils)))
+
+
+def _chi_quantile(q: float, sigma: float, coils: int) -> float:
+    """Inverse of chi_cdf by bisection (monotone, closed-form CDF)."""
+    lo, hi = 0.0, sigma * (2.0 * math.sqrt(coils) + 12.0)
+    for _ in range(64):  # 2^-64 of the bracket: below double precision
+        mid = 0.5 * (lo + hi)
+        if chi_cdf(mid, sigma, coils) < q:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _ratio_standard_error(n: int, coils: int) -> float:
+    """Standard error of the sample mean/std of n pure-noise values (delta method).
+
+    With a = mean(M), b = mean(M^2), r = a / sqrt(b - a^2): dr/da = b / s^3 and
+    dr/db = -a / (2 s^3), and (a, b) has the covariance of (M, M^2) over n.
+    """
+    m1, m2, m3, m4 = (chi_moment(p, 1.0, coils) for p in (1, 2, 3, 4))
+    return _delta_ratio_se(m1, m2, m3, m4, n)
+
+
+def _delta_ratio_se(m1: float, m2: float, m3: float, m4: float, n: int) -> float:
+    s = math.sqrt(m2 - m1 * m1)
+    ga, gb = m2 / s**3, -m1 / (2 * s**3)
+    var = ga * ga * (m2 - m1 * m1) + 2 * ga * gb * (m3 - m1 * m2) + gb * gb * (m4 - m2 * m2)
+    return math.sqrt(var / n)
+
+
+def _expected_ratio(sigma: float, coils: int, n: int, rounded_without_zeros: bool) -> tuple[float, float]:
+    """Expected mean/std of n pure-noise values and its standard error.
+
+    Integer data whose zeros were left out follow round(M) given round(M) >= 1,
+    whose ratio differs from the continuous one when sigma is a few units; its
+    moments come from the probabilities F(k + 1/2) - F(k - 1/2), k >= 1.
+    """
+    if not rounded_without_zeros:
+        return rayleigh_constants(coils)[2], _ratio_standard_error(n, coils)
+    k, pmf = _rounded_pmf(sigma, coils)
+    m1, m2, m3, m4 = (float(np.sum(pmf * k**p)) for p in (1, 2, 3, 4))
+    return m1 / math.sqrt(m2 - m1 * m1), _delta_ratio_se(m1, m2, m3, m4, n)
+
+
+def _rounded_pmf(sigma: float, coils: int) -> tuple[np.ndarray, np.ndarray]:
+    """P(round(M) = k | round(M) >= 1) for k = 1, 2, ...: integer pixel data without its zeros."""
+    k = np.arange(1.0, math.ceil(sigma * (2.0 * math.sqrt(coils) + 12.0)) + 2.0)
+    pmf = chi_cdf(k + 0.5, sigma, coils) - chi_cdf(k - 0.5, sigma, coils)
+    return k, pmf / pmf.sum()
+
+
+def _rounded_sigma(mean_sq: float, coils: int) -> float:
+    """sigma whose rounded, zero-free noise has E[k^2] = mean_sq (moment fit by bisection).
+
+    Rounding adds ~1/12 to E[M^2] and leaving zeros out raises it further: with
+    sigma of a few units the plain estimate is several % high, and so would fail
+    its own fit test.
+    """
+    lo, hi = 1e-3, math.sqrt(mean_sq)
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        k, pmf = _rounded_pmf(mid, coils)
+        if float(np.sum(pmf * k * k)) < mean_sq:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _kolmogorov_pvalue(d: float, n: int) -> float:
+    """Asymptotic P(D >= d) of the one-sample KS statistic, with Stephens' small-n factor.
+
+    With sigma fitted to the same sample the true null distribution of D is narrower,
+    so this p-value is conservative (fewer false alarms), which suits a warning.
+    """
+    sn = math.sqrt(n)
+    lam = (sn + 0.12 + 0.11 / sn) * d
+    if lam < 0.2:
+        return 1.0
+    k = np.arange(1, 101)
+    p = 2.0 * float(np.sum((-1.0) ** (k - 1) * np.exp(-2.0 * k * k * lam * lam)))
+    return min(max(p, 0.0), 1.0)
+
+
+def ks_statistic(values: npt.ArrayLike, sigma: float, coils: int = 1) -> tuple[float, float]:
+    """Kolmogorov-Smirnov distance between a noise sample and the chi distribution.
+
+    Parameters
+    ----------
+    values : array_like
+        Background magnitudes (exact zeros already left out).
+    sigma : float
+        Fitted noise level.
+    coils : int
+        Coils combined by sum of squares.
+
+    Returns
+    -------
+    (D, p) : tuple of float
+        The largest distance between the empirical and model CDFs, and its
+        asymptotic p-value (conservative when sigma was fitted to ``values``).
+
+    Notes
+    -----
+    Integer-valued samples (DICOM pixel data) are compared with the model of the
+    rounded magnitude, P(round(M) <= k) = F(k + 1/2), conditioned on round(M) >= 1
+    when there are no zeros, so quantisation alone never looks like a misfit.
+    At most 2^18 values, taken at a regular stride, enter the statistic.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size > _GOF_MAX_VALUES:
+        v = v[:: -(-v.size // _GOF_MAX_VALUES)]
+    n = v.size
+    if n == 0:
+        raise ValueError("no values to test")
+    v = np.sort(v)
+    if v[-1] < 1e7 and np.all(v == np.round(v)):
+        # Both CDFs are steps at integers only: compare them at every integer in range.
+        first = 1.0 if v[0] >= 1 else 0.0
+        k = np.arange(first, v[-1] + 1.0)
+        f_lo = float(chi_cdf(first - 0.5, sigma, coils))
+        model = (chi_cdf(k + 0.5, sigma, coils) - f_lo) / (1.0 - f_lo)
+        ecdf = np.searchsorted(v, k, side="right") / n
+        d = float(np.max(np.abs(ecdf - model)))
+    else:
+        f = chi_cdf(v, sigma, coils)
+        i = np.arange(1, n + 1)
+        d = float(max(np.max(i / n - f), np.max(f - (i - 1) / n)))
+    return d, _kolmogorov_pvalue(d, n)
+
+
+# ----------------------------------------------------------------------------------------
+# Quality report of a noise ROI
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoiQuality:
+    """How well a background sample matches pure noise with N coils.
+
+    Attributes
+    ----------
+    zero_fraction : float
+        Exact zeros excluded, as a fraction of all values looked at.
+    ratio_se : float
+        Standard error of the mean/std ratio for pure noise of this size.
+    ratio_coils : int
+        Coil count (1..64) whose expected mean/std is closest to the sample's.
+    ks_statistic, ks_pvalue : float
+        Kolmogorov-Smirnov distance to the chi distribution fitted by maximum
+        likelihood, and its (conservative) p-value.
+    tail_fraction, expected_tail_fraction : float
+        Fraction of values above the fitted 99.9% quantile, and 0.001.
+    warnings : tuple of str
+        What looks wrong, in words a user can act on; empty when nothing does.
+    """
+
+    zero_fraction: float
+    ratio_se: float
+    ratio_coils: int
+    ks_statistic: float
+    ks_pvalue: float
+    tail_fraction: float
+    expected_tail_fraction: float
+    warnings: tuple[str, ...]
+
+
+def _expected_zero_fraction(sigma: float, coils: int, integer: bool) -> float:
+    """Zeros pure noise produces: only by rounding magnitudes below 1/2 to 0."""
+    return float(chi_cdf(0.5, sigma, coils)) if integer else 0.0
+
+
+def roi_quality(
+    values: npt.ArrayLike,
+    coils: int = 1,
+    *,
+    zeros_excluded: int = 0,
+    sigma_mle: float | None = None,
+) -> RoiQuality:
+    """Judge a background sample against pure chi noise with ``coils`` coils.
+
+    Parameters
+    ----------
+    values : array_like
+        The background values used for sigma (exact zeros already left out).
+    coils : int
+        Coils combined by sum of squares.
+    zeros_excluded : int
+        How many exact zeros were left out of ``values``.
+    sigma_mle : float, optional
+        Maximum-likelihood sigma of ``values``; computed when not given.
+
+    Returns
+    -------
+    RoiQuality
+
+    Notes
+    -----
+    Four checks, each needing both statistical significance and a size that
+    matters: the share of exact zeros beyond what rounding explains ("zero
+    padding"); mean/std against its pure-noise value (delta-method standard
+    error from the chi moments E[M^p] = sigma^p 2^(p/2) Gamma(N+p/2)/Gamma(N));
+    the excess above the fitted 99.9% quantile ("signal in the ROI"); and a
+    Kolmogorov-Smirnov test against the chi CDF ("not Rayleigh").
+    """
+    coils = _check_coils(coils)
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    n = v.size
+    if n == 0:
+        raise ValueError("the ROI holds no usable values")
+    if sigma_mle is None:
+        sigma_mle = math.sqrt(float(np.mean(v * v)) / (2 * coils))
+    mean, std = float(np.mean(v)), float(np.std(v))
+    ratio = mean / std if std > 0 else math.inf
+    integer = bool(np.all(v == np.round(v)))
+    rounded = integer and zeros_excluded > 0
+    if rounded:
+        sigma_mle = _rounded_sigma(float(np.mean(v * v)), coils)
+    expected_ratio, ratio_se = _expected_ratio(sigma_mle, coils, n, rounded)
+    ratios = [(abs(rayleigh_constants(c)[2] - ratio), c) for c in range(1, 65)]
+    ratio_coils = min(ratios)[1]
+    d, p = ks_statistic(v, sigma_mle, coils)
+    q999 = _chi_quantile(1.0 - _TAIL_P, sigma_mle, coils)
+    tail = float(np.count_nonzero(v > q999)) / n
+
+    notes: list[str] = []
+    total = n + zeros_excluded
+    zero_fraction = zeros_excluded / total
+    z0 = _expected_zero_fraction(sigma_mle, coils, integer)
+    if zero_fraction > z0 + 0.01 + 4 * math.sqrt(max(z0 * (1 - z0), 1e-12) / total):
+        notes.append(
+            f"zero padding: {100 * zero_fraction:.1f}% of the ROI is exact zeros (zero padding or a "
+            "masked-out area); they were left out, but check the ROI lies in the noise"
+        )
+    if n < _SMALL_ROI:
+        notes.append(
+            f"only {n} background values: sigma is uncertain by about "
+            f"±{100 / (2 * math.sqrt(coils * n)):.0f}%; select a larger noise region"
+        )
+    else:
+        tail_z = (tail - _TAIL_P) / math.sqrt(_TAIL_P * (1 - _TAIL_P) / n)
+        low = ratio < expected_ratio * (1 - _RATIO_MIN_REL) and ratio < expected_ratio - _RATIO_Z * ratio_se
+        high = ratio > expected_ratio * (1 + _RATIO_MIN_REL) and ratio > expected_ratio + _RATIO_Z * ratio_se
+        far_high = ratio > rayleigh_constants(64)[2]
+        if (tail_z > 5 and tail > 3 * _TAIL_P) or low or far_high:
+            notes.append(
+                f"signal in the ROI: mean/std = {ratio:.2f} (pure noise with {coils} coil(s): "
+                f"{expected_ratio:.2f}) and {100 * tail:.2f}% of values above the noise's 99.9% "
+                "quantile; move the ROI away from anatomy, ghosts and flow artefacts, or use mask='auto'"
+            )
+        elif high:
+            fits = f"fits coils={ratio_coils}, not" if ratio_coils != coils else "is above"
+            notes.append(
+                f"not Rayleigh: wrong coil count or filtered data? mean/std = {ratio:.2f} {fits} "
+                f"{expected_ratio:.2f} for coils={coils}; give the right coil count, or a sigma "
+                "from a noise scan if the images were filtered or interpolated"
+            )
+        elif p < _KS_PVALUE and d > _KS_MIN_D:
+            notes.append(
+                f"not Rayleigh: wrong coil count or filtered data? the values do not follow the chi "
+                f"distribution for {coils} coil(s) (Kolmogorov-Smirnov D = {d:.3f}, p = {p:.1g})"
+            )
+    return RoiQuality(
+        zero_fraction=zero_fraction,
+        ratio_se=ratio_se,
+        ratio_coils=ratio_coils,
+        ks_statistic=d,
+        ks_pvalue=p,
+        tail_fraction=tail,
+        expected_tail_fraction=_TAIL_P,
+        warnings=tuple(notes),
+    )
+
+
+def emit_warnings(quality: RoiQuality, stacklevel: int = 3) -> None:
+    """Issue each of the report's warnings as a :class:`RoiWarning`."""
+    for text in quality.warnings:
+        warnings.warn(text, RoiWarning, stacklevel=stacklevel)
+
+
+# ----------------------------------------------------------------------------------------
+# Automatic background
+# ----------------------------------------------------------------------------------------
+
+
+def _image_and_valid(
+    image: npt.ArrayLike, mask: npt.ArrayLike | None, what: str, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    arr = as_kernel_array(image, what)
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty (an axis has length 0)")
+    if arr.ndim > MAX_NDIM:
+        raise ValueError(f"images of 1 to {MAX_NDIM} dimensions are supported, got {arr.ndim}")
+    user = None
+    if mask is not None:
+        user = np.asarray(mask)
+        if user.shape != arr.shape:
+            raise ValueError(f"mask shape {user.shape} does not match {what} shape {arr.shape}")
+        user = user.astype(bool)
+    stats = _core.sample_stats(arr, None if user is None else user.view(np.uint8), True, threads)
+    if stats.nonfinite:
+        raise ValueError(f"{what} contains NaN or infinite values: mask them out (mask=...)")
+    if stats.negative:
+        raise ValueError(f"Found negative values in the {what}: magnitude data cannot be negative")
+    valid = arr != 0
+    if user is not None:
+        valid &= user
+    if not valid.any():
+        raise ValueError(f"{what} has no non-zero voxels (inside the mask): there is no noise to measure")
+    return arr, valid
+
+
+def _box_mean(x: np.ndarray, window: tuple[int, ...], mask: np.ndarray | None, threads: int) -> np.ndarray:
+    """Box mean of x^2 (masked: over in-mask voxels only), from the C++ kernel."""
+    m2, _ = _core.box_moments(x, list(window), False, None if mask is None else mask.view(np.uint8), threads)
+    return m2
+
+
+def _gamma_bounds(k: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on mean / E for a Gamma(k, 1/k) variable at +-z sds (Wilson-Hilferty).
+
+    The local mean of M^2 over n pure-noise voxels, divided by 2 N sigma^2, is
+    Gamma(N n, 1/(N n)): chi^2 with 2 N n degrees of freedom over 2 N n.
+    """
+    c = 1.0 / (9.0 * k)
+    lo = np.clip(1.0 - c - z * np.sqrt(c), 0.0, None) ** 3
+    hi = (1.0 - c + z * np.sqrt(c)) ** 3
+    return lo, hi
+
+
+def _noise_mode(local: np.ndarray, k: float) -> float:
+    """The lowest well-populated mode of the local <M^2> values (the background's).
+
+    In log space the spread of pure-noise local means is about 1/sqrt(k) whatever
+    sigma is, and the mode of log Gamma(k, theta) is exactly log(k theta), the mean.
+    Signal only adds to <M^2>, so the background is the lowest mode holding at least
+    2% of the voxels; anatomy may be larger and is then ignored.
+    """
+    y = np.log(local)
+    sd = 1.0 / math.sqrt(k)
+    width = sd / 3.0
+    lo, hi = float(y.min()), float(y.max())
+    nbins = max(int((hi - lo) / width) + 1, 1)
+    counts, edges = np.histogram(y, bins=nbins, range=(lo, lo + nbins * width))
+    kernel = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
+    smooth = np.convolve(counts, kernel / kernel.sum(), mode="same")
+    left = np.concatenate([[-1.0], smooth[:-1]])
+    right = np.concatenate([smooth[1:], [-1.0]])
+    peaks = np.flatnonzero((smooth >= left) & (smooth > right) & (smooth > 0))
+    reach = 6  # +-2 sd of the noise peak
+    csum = np.concatenate([[0], np.cumsum(counts)])
+    need = max(0.02 * y.size, 20)
+    chosen = None
+    for i in peaks:
+        mass = csum[min(i + reach + 1, nbins)] - csum[max(i - reach, 0)]
+        if mass >= need:
+            chosen = i
+            break
+    if chosen is None:
+        chosen = int(np.argmax(smooth))
+    return float(math.exp(0.5 * (edges[chosen] + edges[chosen + 1])))
+
+
+def auto_background(
+    image: npt.ArrayLike,
+    coils: int = 1,
+    *,
+    mask: npt.ArrayLike | None = None,
+    f_size: int | Sequence[int] = 9,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """Find the noise-only background of a magnitude image automatically.
+
+    Parameters
+    ----------
+    image : array_like
+        Magnitude image, 1-D to 4-D, finite and non-negative inside ``mask``.
+        A 4-D input is (x, y, z, volumes); windows never span volumes.
+    coils : int
+        Receiver coils combined by sum of squares.
+    mask : array_like of bool, optional
+        Voxels the search may use; masked-out voxels are never background.
+    f_size : int or tuple of int
+        Window of the local statistics (9 per spatial axis by default). Larger
+        windows tell faint signal from noise better but lose the background
+        within f_size/2 of the anatomy.
+    num_threads : int, optional
+        Threads for the kernels.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True on voxels judged to be pure noise. Exact zeros (zero padding,
+        suppressed background) and masked-out voxels are always False.
+
+    Raises
+    ------
+    ValueError
+        If the image is empty, has NaN/inf or negative voxels inside the mask, has
+        no non-zero voxel, or fewer than 50 voxels look like noise.
+
+    Notes
+    -----
+    1. Local means <M^2> over the window, counting only non-zero in-mask voxels,
+       from the C++ box kernel.
+    2. A first sigma from the mode of the local <M^2> distribution [1]_:
+       sigma^2 = mode / (2 N), taking the lowest well-populated mode in log space,
+       because signal only raises <M^2> and the anatomy may outnumber the background.
+    3. A PIESNO-style classification [2]_: a voxel is background when its
+       window's <M^2> / (2 N sigma^2) lies within 3.5 sds of its pure-noise
+       Gamma(N n, 1/(N n)) distribution (n: non-zero voxels in the window;
+       Wilson-Hilferty bounds). sigma stays the mode's: re-estimating it from the
+       accepted voxels and iterating drifts upwards whenever faint anatomy sits
+       just above the bound, each step letting more of it in.
+
+    Faint anatomy with A^2 below about 3.5 sqrt(N / n) * 2 sigma^2 (A ~ sigma for one
+    coil and a 9x9 window) cannot be told from noise by any local statistic; it
+    enters the mask and biases sigma up (by ~5% when it covers as much as the
+    background, see benchmarks/accuracy.py).
+
+    The method assumes one noise level over the image; with strongly
+    non-stationary noise (parallel imaging) it keeps the part of the background
+    near the dominant level.
+
+    References
+    ----------
+    .. [1] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Noise estimation in
+       single- and multiple-coil MR data based on statistical models, Magn Reson
+       Imaging 27:1397 (2009).
+    .. [2] C. G. Koay, E. Ozarslan, C. Pierpaoli, Probabilistic identification and
+       estimation of noise (PIESNO), J Magn Reson 199:94 (2009).
+    """
+    coils = _check_coils(coils)
+    threads = _threads(num_threads)
+    arr, valid = _image_and_valid(image, mask, "image", threads)
+    window = window_sizes(f_size, arr.ndim, volumes_last=True)
+    local = _box_mean(arr, window, valid, threads)
+    count = _box_mean(valid.astype(np.float32), window, None, threads) * float(np.prod(window))
+    # Windows with fewer than half their voxels non-zero are too noisy to judge (and sit
+    # on the edge of zero padding); they can still be background through refinement.
+    full = valid & (count >= 0.5 * np.prod(window))
+    if not full.any():
+        full = valid
+    k_eff = coils * np.maximum(count, 1.0)
+    sigma2 = _noise_mode(local[full & (local > 0)], coils * float(np.prod(window))) / (2 * coils)
+    lo, hi = _gamma_bounds(k_eff, _ACCEPT_Z)
+    rel = local / (2 * coils * sigma2)
+    chosen = valid & (rel >= lo) & (rel <= hi)
+    n = int(np.count_nonzero(chosen))
+    if n >= 50:
+        # Pure noise has E[M^4] / E[M^2]^2 = (N+1)/N; a flat signal (an image cropped to
+        # the anatomy has its "mode" there) has about 1. Halfway is a safe divide.
+        sq = np.square(arr[chosen], dtype=np.float64)
+        if float(np.mean(sq * sq)) / float(np.mean(sq)) ** 2 < 1.0 + 0.5 / coils:
+            n = 0
+    if n < 50:
+        raise ValueError(
+            f"found only {n} voxels that look like pure noise: the image may have no background "
+            "(cropped, masked or filtered); select a noise ROI by hand or give sigma"
+        )
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------
+# Smooth sigma map
+# ----------------------------------------------------------------------------------------
+
+
+def sigma_map(
+    image: npt.ArrayLike,
+    background: npt.ArrayLike,
+    coils: int = 1,
+    *,
+    f_size: int | Sequence[int] = 31,
+    min_count: int = 100,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """A smooth per-voxel noise map sigma(x) interpolated from background voxels.
+
+    Parameters
+    ----------
+    image : array_like
+        Magnitude image, 1-D to 4-D (4-D: one map per volume, never mixing volumes).
+    background : array_like of bool
+        Noise-only voxels, e.g. from :func:`auto_background`. Exact zeros are ignored.
+    coils : int
+        Receiver coils combined by sum of squares.
+    f_size : int or tuple of int
+        Smoothing window per axis (31 per spatial axis by default). Larger is
+        smoother and more precise but follows slower variations only.
+    min_count : int
+        Background voxels a window needs for a local value; where it has fewer,
+        a window twice as large (and so on, up to the whole volume) is used.
+    num_threads : int, optional
+        Threads for the kernels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 sigma, same shape as ``image``; pass it to :func:`correct`.
+
+    Raises
+    ------
+    ValueError
+        If the mask shape differs, or a volume has fewer than ``min_count``
+        background voxels.
+
+    Notes
+    -----
+    sigma^2(x) = <M^2>_bg(x) / (2 N), where <.>_bg is a normalised convolution: the
+    box mean over background voxels only, divided by their count. The result is
+    box-filtered once more so that the seams between window scales vanish.
+
+    Where it is valid: in and near the background, and inside the object only when
+    the noise level varies slowly and smoothly across the field of view, e.g. a
+    sum-of-squares combination with smooth coil sensitivities, or a smooth
+    intensity normalisation (prescan normalise) that scales signal and noise alike.
+    Inside the object the map is an interpolation of the surrounding background.
+
+    Where it is not valid: parallel imaging (SENSE, GRAPPA) concentrates the noise
+    amplification (g-factor) in the middle of the field of view, where no
+    background is seen; the map underestimates it there. Use a g-factor map or a
+    noise scan in that case. Neither does it apply to images whose background was
+    filtered, masked or clipped by the scanner.
+    """
+    coils = _check_coils(coils)
+    threads = _threads(num_threads)
+    bg = np.asarray(background)
+    arr, valid = _image_and_valid(image, None, "image", threads)
+    if bg.shape != arr.shape:
+        raise ValueError(f"background mask shape {bg.shape} does not match image shape {arr.shape}")
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be a positive int, got {min_count!r}")
+    bg = bg.astype(bool) & valid
+    window = window_sizes(f_size, arr.ndim, volumes_last=True)
+    spatial = arr.ndim - 1 if arr.ndim == 4 else arr.ndim
+    per_volume = bg.reshape(-1, arr.shape[-1]).sum(axis=0) if arr.ndim == 4 else np.array([bg.sum()])
+    if np.any(per_volume < min_count):
+        raise ValueError(
+            f"a volume has only {int(per_volume.min())} background voxels (< min_count={min_count}): "
+            "too few for a sigma map; select a larger background or lower min_count"
+        )
+    sigma2 = np.full(arr.shape, np.nan)
+    bg_f = bg.astype(np.float32)
+    w = list(window)
+    while True:
+        local = _box_mean(arr, tuple(w), bg, threads)
+        count = _box_mean(bg_f, tuple(w), None, threads) * float(np.prod(w))
+        todo = np.isnan(sigma2) & (count >= min_count)
+        sigma2[todo] = local[todo] / (2 * coils)
+        if not np.isnan(sigma2).any():
+            break
+        # Windows at least as long as the axis see every background voxel of the volume
+        # (reflection repeats them evenly), so doubling ends with full coverage.
+        w = [min(2 * s, 2 * arr.shape[d]) if d < spatial else s for d, s in enumerate(w)]
+    # box_moments averages squares: feeding sqrt(sigma^2) gives the box mean of sigma^2.
+    smooth = _box_mean(np.sqrt(sigma2), window, None, threads)
+    return np.sqrt(smooth)
+
+
+__all__ = [
+    "RoiQuality",
+    "RoiWarning",
+    "auto_background",
+    "chi_cdf",
+    "chi_moment",
+    "emit_warnings",
+    "ks_statistic",
+    "roi_quality",
+    "sigma_map",
+]
