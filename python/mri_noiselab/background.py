@@ -33,6 +33,10 @@ _TAIL_P = 1e-3
 _GOF_MAX_VALUES = 1 << 18
 
 
+class NoBackgroundError(ValueError):
+    """No noise-bearing background: empty, all exact zeros, or nothing that looks like noise."""
+
+
 class RoiWarning(UserWarning):
     """A noise ROI that does not look like pure Rayleigh / chi noise."""
 
@@ -535,7 +539,7 @@ def auto_background(
         if float(np.mean(sq * sq)) / float(np.mean(sq)) ** 2 < 1.0 + 0.5 / coils:
             n = 0
     if n < 50:
-        raise ValueError(
+        raise NoBackgroundError(
             f"found only {n} voxels that look like pure noise: the image may have no background "
             "(cropped, masked or filtered); select a noise ROI by hand or give sigma"
         )
@@ -640,6 +644,7 @@ def sigma_map(
 
 
 __all__ = [
+    "NoBackgroundError",
     "RoiQuality",
     "RoiWarning",
     "auto_background",

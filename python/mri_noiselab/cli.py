@@ -1,0 +1,341 @@
+"""The ``mri-noiselab`` command: parse arguments, call the library, report.
+
+Exit codes: 0 success; 1 some files of a batch failed (the others were
+written); 2 bad input or usage (nothing written); 3 an internal error;
+130 interrupted. Every failure is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import numpy as np
+
+from mri_noiselab import __version__
+from mri_noiselab.dicom import (
+    DicomStack,
+    Failure,
+    NoBackgroundError,
+    clean_source,
+    estimate_source_sigma,
+    run_example,
+)
+from mri_noiselab.noise import CORRECTION_METHODS, SIGMA_METHODS
+from mri_noiselab.roi import Roi, parse_roi, roi_mask
+
+PROG = "mri-noiselab"
+EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_F_SIZE = 10
+SIGMA_HINT = "use --sigma VALUE with σ from a noise scan or an earlier run"
+
+
+class _UsageError(Exception):
+    """Bad command line; argparse's own errors are routed here to keep them to one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _roi(text: str) -> Roi:
+    try:
+        return parse_roi(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _f_size(text: str) -> int | tuple[int, ...]:
+    parts = text.split(",")
+    if len(parts) not in (1, 2, 3):
+        raise argparse.ArgumentTypeError(f"expected N, ROWS,COLS or SLICES,ROWS,COLS, got {text!r}")
+    sizes = tuple(_positive_int(p.strip()) for p in parts)
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def _parser() -> _Parser:
+    common = _Parser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    talk.add_argument("-v", "--verbose", action="store_true", help="also print each file name")
+
+    background = _Parser(add_help=False)
+    background.add_argument(
+        "--roi",
+        action="append",
+        type=_roi,
+        metavar="R0:R1,C0:C1[,S0:S1]",
+        help="background box, zero-based, stop excluded: rows and columns on every slice or frame, "
+        "optionally a slice range; repeat to merge several boxes. Without --roi the background "
+        "is found automatically (when this version has it)",
+    )
+    background.add_argument("--coils", type=_positive_int, default=1, help="receiver coils combined by sum of squares (default 1)")
+
+    parser = _Parser(prog=PROG, description="Rician noise bias correction of MR magnitude DICOM images.",
+                     epilog="exit codes: 0 ok, 1 some files failed, 2 bad input, 3 internal error, 130 interrupted")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    clean = sub.add_parser(
+        "clean",
+        parents=[common, background],
+        help="correct a DICOM file or folder and write derived DICOM objects",
+        description="Estimate σ from a background region (or take --sigma), remove the noise bias, and "
+        "write new DICOM objects (new UIDs, derivation metadata, Explicit VR Little Endian). "
+        "Inputs are never modified; outputs are written atomically.",
+    )
+    clean.add_argument("source", metavar="SRC", help="a DICOM file, or a folder (searched recursively)")
+    clean.add_argument("-o", "--output", metavar="DST", required=True,
+                       help="output file, or folder (for a folder SRC: one file per input file, same relative names)")
+    how = clean.add_mutually_exclusive_group()
+    how.add_argument("--sigma", type=_positive_float, metavar="VALUE",
+                     help="known σ in stored units (from a noise scan or an earlier run): skips estimation")
+    how.add_argument("--estimator", choices=SIGMA_METHODS, default="mle",
+                     help="σ from the background: mle (default), std (the seed's std/0.655) or mean")
+    clean.add_argument("--method", choices=CORRECTION_METHODS, default="moments",
+                       help="moments (default, the seed's), pointwise (no window) or lmmse")
+    clean.add_argument("--f-size", type=_f_size, default=DEFAULT_F_SIZE, metavar="N",
+                       help=f"window: N gives N x N in each slice or frame (default {DEFAULT_F_SIZE}); slices are "
+                       "thicker than pixels and frames may be echoes or time points, so they are not mixed. "
+                       "ROWS,COLS or SLICES,ROWS,COLS for other windows")
+    clean.add_argument("--qc", metavar="FILE.png", help="write a QC figure (needs matplotlib)")
+    clean.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
+    clean.add_argument("--uid-prefix", metavar="PREFIX", help="root for the new UIDs, e.g. 1.2.826.0.1.3680043.10.1234.")
+    clean.set_defaults(run=_clean)
+
+    sigma = sub.add_parser(
+        "sigma",
+        parents=[common, background],
+        help="estimate σ from a background region",
+        description="Report σ, the number of background pixels, the mean/std ratio and warnings, per stack.",
+    )
+    sigma.add_argument("source", metavar="SRC", help="a DICOM file or folder")
+    sigma.add_argument("--estimator", choices=SIGMA_METHODS, default="mle", help="mle (default), std or mean")
+    sigma.add_argument("--json", action="store_true", help="print a JSON list, one object per stack")
+    sigma.set_defaults(run=_sigma)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="clean a generated phantom and compare σ with the truth",
+        description="Generate an MR phantom with Rician noise as DICOM, clean it, and write the output "
+        "DICOM and a QC figure. A re-run replaces its own previous files.",
+    )
+    demo.add_argument("-o", "--output", metavar="DIR", default="mri-noiselab-demo",
+                      help="folder for the demo files (default ./mri-noiselab-demo)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _background(rois: Sequence[Roi] | None, coils: int) -> Callable[[DicomStack], np.ndarray]:
+    if rois:
+        return lambda stack: roi_mask(rois, stack.shape)
+    try:
+        from mri_noiselab.background import auto_background
+    except ImportError:
+        raise _UsageError(
+            "no background region: give --roi R0:R1,C0:C1 (automatic background detection is not available "
+            "in this version)"
+        ) from None
+    return lambda stack: auto_background(stack.magnitude(), coils)
+
+
+def _stack_name(stack: DicomStack) -> str:
+    first = stack.paths[0].name
+    n = stack.shape[0]
+    unit = "frames" if stack.is_multiframe else "slices"
+    return f"{first} (+{len(stack.paths) - 1} files, {n} {unit})" if len(stack.paths) > 1 else f"{first} ({n} {unit})"
+
+
+def _progress(args: argparse.Namespace, err: TextIO) -> tuple[Callable[[int], None], Callable[[Path], None], Callable[[], None]]:
+    """tqdm on a terminal for more than one file; plain lines with --verbose; nothing otherwise."""
+    bar: list[Any] = []
+
+    def start(total: int) -> None:
+        if args.quiet or total < 2 or not err.isatty():
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        bar.append(tqdm(total=total, unit="file", file=err, leave=False))
+
+    def step(path: Path) -> None:
+        if bar:
+            bar[0].update(1)
+        if args.verbose:
+            (bar[0].write if bar else lambda s: print(s, file=err))(f"done: {path.name}")
+
+    def close() -> None:
+        if bar:
+            bar[0].close()
+
+    return start, step, close
+
+
+def _report_failures(failures: Sequence[Failure], total: int, err: TextIO) -> int:
+    for failure in failures:
+        print(f"{PROG}: failed: {_one_line(failure.message)}", file=err)
+    if failures:
+        print(f"{PROG}: {len(failures)} of {total} file(s) failed; the others were written", file=err)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.qc is not None:
+        from mri_noiselab.qc import require_matplotlib
+
+        require_matplotlib()
+    # With --sigma, a background only outlines the ROI in the QC figure.
+    background = _background(args.roi, args.coils) if args.sigma is None or args.roi else None
+    start, step, close = _progress(args, err)
+    try:
+        report = clean_source(
+            args.source,
+            args.output,
+            background=background,
+            sigma=args.sigma,
+            estimator=args.estimator,
+            method=args.method,
+            f_size=args.f_size,
+            coils=args.coils,
+            num_threads=args.threads,
+            uid_prefix=args.uid_prefix,
+            qc=args.qc,
+            on_start=start,
+            on_file=step,
+        )
+    finally:
+        close()
+    if not args.quiet:
+        for stack in report.stacks:
+            result = stack.result
+            if result.sigma is not None:
+                how = f"{result.sigma.method}, n={result.sigma.n} background pixels"
+            else:
+                how = "given"
+            print(f"{stack.paths[0].name}: σ = {result.derivation.sigma:.4g} ({how})", file=out)
+            for warning in result.warnings:
+                print(f"  warning: {_one_line(warning)}", file=out)
+        print(f"wrote {len(report.written)} file(s) to {args.output}", file=out)
+    return _report_failures(report.failures, len(report.written) + len(report.failures), err)
+
+
+def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    estimates, failures = estimate_source_sigma(
+        args.source, _background(args.roi, args.coils), estimator=args.estimator, coils=args.coils
+    )
+    if args.json:
+        rows = [
+            {
+                "source": [str(p) for p in stack.paths],
+                "shape": list(stack.shape),
+                "sigma": e.sigma,
+                "method": e.method,
+                "coils": e.coils,
+                "n": e.n,
+                "mean": e.mean,
+                "std": e.std,
+                "ratio": e.ratio if np.isfinite(e.ratio) else None,
+                "expected_ratio": e.expected_ratio,
+                "zeros_excluded": e.zeros_excluded,
+                "warnings": list(e.warnings),
+            }
+            for stack, e in estimates
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False), file=out)
+    elif not args.quiet:
+        for stack, e in estimates:
+            print(
+                f"{_stack_name(stack)}: σ = {e.sigma:.4g} ({e.method}, coils={e.coils}), n = {e.n}, "
+                f"mean/std = {e.ratio:.3f} (pure noise {e.expected_ratio:.3f}), zeros excluded = {e.zeros_excluded}",
+                file=out,
+            )
+            for warning in e.warnings:
+                print(f"  warning: {_one_line(warning)}", file=out)
+    total = sum(len(stack.paths) for stack, _ in estimates) + len(failures)
+    return _report_failures(failures, total, err)
+
+
+def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    r = run_example(args.output)
+    if not args.quiet:
+        error = 100 * (r.sigma_estimated / r.sigma_true - 1)
+        print(f"input:  {r.input}", file=out)
+        print(f"output: {r.output}", file=out)
+        print(f"QC:     {r.qc}", file=out)
+        print(f"σ estimated {r.sigma_estimated:.3f}, truth {r.sigma_true:.3f} ({error:+.1f}%)", file=out)
+        print(f"air (truth 0): mean {r.air_before:.1f} before, {r.air_after:.1f} after", file=out)
+        print(f"dark tissue (truth {r.dark_true:.0f}): mean {r.dark_before:.1f} before, {r.dark_after:.1f} after", file=out)
+    return EXIT_OK
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line; return the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` by default.
+    out, err : text streams, optional
+        Where results and errors go; stdout and stderr by default.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.version:
+            print(f"{PROG} {__version__}", file=out)
+            return EXIT_OK
+        if args.command is None:
+            parser.error("give a command: clean, sigma or demo")
+        return int(args.run(args, out, err))
+    except SystemExit as e:  # --help
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; only complete files were written", file=err)
+        return EXIT_INTERRUPTED
+    except NoBackgroundError as e:
+        print(f"{PROG}: error: {_one_line(str(e))} ({SIGMA_HINT})", file=err)
+        return EXIT_BAD_INPUT
+    except (_UsageError, ValueError, TypeError, OSError, ImportError) as e:
+        print(f"{PROG}: error: {_one_line(str(e)) or type(e).__name__}", file=err)
+        return EXIT_BAD_INPUT
+    except Exception as e:  # a bug: still one line, but say it is ours
+        print(f"{PROG}: internal error ({type(e).__name__}: {_one_line(str(e))}); please report it", file=err)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

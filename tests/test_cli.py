@@ -1,0 +1,159 @@
+"""The mri-noiselab command: clean, sigma, demo; one-line errors with exit codes; inputs untouched."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_helpers import phantom_volume, write_series
+from pydicom.data import get_testdata_file
+
+from mri_noiselab import __version__
+from mri_noiselab.cli import main
+from mri_noiselab.dicom import synthetic_mr_image, write_dataset
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_line_error(err: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mri-noiselab: error:")
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def series(tmp_path, rng):
+    _, noisy = phantom_volume(3, 64, 15.0, rng)
+    paths = write_series(tmp_path / "in", np.rint(noisy).astype(np.uint16))
+    return tmp_path / "in", paths
+
+
+def test_version():
+    code, out, _ = run("--version")
+    assert code == 0 and out.strip() == f"mri-noiselab {__version__}"
+
+
+def test_clean_file_with_merged_rois(tmp_path):
+    source = get_testdata_file("MR_small.dcm")
+    before = Path(source).read_bytes()
+    code, out, err = run("clean", source, "-o", str(tmp_path / "out") + "/", "--roi", "0:8,0:8", "--roi", "56:64,56:64",
+                         "--f-size", "3", "--method", "lmmse", "--qc", str(tmp_path / "qc.png"))
+    assert code == 0, err
+    written = pydicom.dcmread(tmp_path / "out" / "MR_small.dcm")
+    assert "method=lmmse" in written.DerivationDescription and "n=128 background pixels" in out
+    assert (tmp_path / "qc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(source).read_bytes() == before
+
+
+def test_clean_folder_writes_one_file_per_input_with_input_names(tmp_path, series):
+    folder, paths = series
+    before = {p: p.read_bytes() for p in paths}
+    code, out, err = run("clean", str(folder), "-o", str(tmp_path / "out"), "--roi", "0:10,0:10,0:3",
+                         "--estimator", "mean", "--threads", "1", "-v")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths)
+    assert "done: slice000.dcm" in err  # --verbose names files, nothing else
+    assert {p: p.read_bytes() for p in paths} == before
+
+
+def test_clean_with_known_sigma_needs_no_roi(tmp_path, series):
+    folder, _ = series
+    code, out, err = run("clean", str(folder), "-o", str(tmp_path / "out"), "--sigma", "15", "-q")
+    assert code == 0 and out == "" and err == ""
+    ds = pydicom.dcmread(tmp_path / "out" / "slice000.dcm")
+    assert "sigma=15 stored units (given)" in ds.DerivationDescription
+
+
+def test_sigma_json_reports_each_stack(series):
+    folder, _ = series
+    code, out, _ = run("sigma", str(folder), "--roi", "0:12,0:12", "--roi", "52:64,52:64", "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["n"] == 3 * 2 * 144 - row["zeros_excluded"]
+    assert row["sigma"] == pytest.approx(15.0, rel=0.1)
+    assert row["expected_ratio"] == pytest.approx(1.9131, abs=1e-4)
+    assert isinstance(row["warnings"], list)
+
+
+def test_demo_prints_sigma_against_the_truth(tmp_path):
+    code, out, err = run("demo", "-o", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "truth 20.000" in out
+    for name in ("input/phantom.dcm", "output/phantom.dcm", "qc.png"):
+        assert (tmp_path / "demo" / name).is_file()
+    estimated = float(out.split("σ estimated ")[1].split(",")[0])
+    assert estimated == pytest.approx(20.0, rel=0.05)
+    assert run("demo", "-o", str(tmp_path / "demo"), "-q")[0] == 0  # re-run replaces its own files
+
+
+def test_all_zero_background_suggests_sigma(tmp_path):
+    image = np.zeros((32, 32), np.uint16)
+    image[8:24, 8:24] = 300
+    source = write_dataset(synthetic_mr_image(image), tmp_path / "a.dcm")
+    code, _, err = run("clean", str(source), "-o", str(tmp_path / "b.dcm"), "--roi", "0:4,0:4")
+    assert code == 2
+    assert_one_line_error(err)
+    assert "--sigma" in err and "all zeros" in err
+    assert not (tmp_path / "b.dcm").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["clean", "{mr}", "-o", "{tmp}/x.dcm", "--roi", "0:80,0:8"], "out of bounds"),
+        (["clean", "{mr}", "-o", "{tmp}/x.dcm", "--roi", "8:0,0:8"], "reversed"),
+        (["clean", "{mr}", "-o", "{tmp}/x.dcm", "--roi", "zero:8,0:8"], "malformed"),
+        (["clean", "{mr}", "-o", "{tmp}/x.dcm", "--sigma", "-1"], "finite number > 0"),
+        (["clean", "{mr}", "-o", "{tmp}/x.dcm", "--sigma", "2", "--estimator", "std"], "not allowed"),
+        (["clean", "{mr}", "-o", "{tmp}/x.dcm", "--sigma", "2", "--method", "koay"], "invalid choice"),
+        (["clean", "{mr}", "-o", "{tmp}/x.dcm", "--sigma", "2", "--f-size", "0"], "positive integer"),
+        (["clean", "{mr}", "-o", "{mr}", "--sigma", "2"], "is an input file"),
+        (["clean", "{tmp}/missing.dcm", "-o", "{tmp}/x.dcm", "--sigma", "2"], "no such file"),
+        (["clean", "{tmp}/empty.dcm", "-o", "{tmp}/x.dcm", "--sigma", "2"], "not a DICOM file"),
+        (["sigma", "{tmp}/empty.dcm", "--roi", "0:2,0:2"], "not a DICOM file"),
+        (["clean"], "required"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, words):
+    mr = get_testdata_file("MR_small.dcm")
+    before = Path(mr).read_bytes()
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    argv = [a.format(mr=mr, tmp=tmp_path) for a in args]
+    code, out, err = run(*argv)
+    assert code == 2
+    assert_one_line_error(err)
+    assert words in err
+    assert not (tmp_path / "x.dcm").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.dcm"]
+    assert Path(mr).read_bytes() == before
+
+
+def test_partial_batch_exits_1_and_names_the_bad_file(tmp_path, series):
+    folder, paths = series
+    (folder / "junk.dcm").write_bytes(os.urandom(300))
+    code, out, err = run("clean", str(folder), "-o", str(tmp_path / "out"), "--sigma", "15")
+    assert code == 1
+    assert "junk.dcm" in err and "1 of 4 file(s) failed" in err
+    assert "Traceback" not in err
+    assert len(list((tmp_path / "out").iterdir())) == len(paths)
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    code = ("import sys; from mri_noiselab.cli import main; "
+            "sys.exit(main(['clean', sys.argv[1], '-o', sys.argv[2], '--roi', '0:9999,0:8']))")
+    proc = subprocess.run([sys.executable, "-c", code, get_testdata_file("MR_small.dcm"), str(tmp_path / "o.dcm")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
