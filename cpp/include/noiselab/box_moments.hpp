@@ -153,6 +153,9 @@ struct Geometry {
     int par_axis = -1;  // outermost axis of extent > 1 among 0..2, cut into blocks
     std::size_t block = 1;
     std::size_t nblocks = 1;
+    // The window of each block's first slab on an active par_axis, computed here so
+    // that nothing allocates inside the parallel region (bad_alloc there would abort).
+    std::vector<std::vector<std::pair<std::size_t, double>>> block_start;
 
     template <class T>
     Geometry(const ArrayView<T>& v, const Window& window) {
@@ -184,6 +187,8 @@ struct Geometry {
             // blocks of 8..32 slabs; inactive ones can split at every index.
             block = plan[par_axis].active ? std::clamp<std::size_t>((np + 7) / 8, 8, 32) : 1;
             nblocks = (np + block - 1) / block;
+            if (plan[par_axis].active)
+                for (std::size_t b = 0; b < nblocks; ++b) block_start.push_back(plan[par_axis].window_at(b * block));
         }
     }
 
@@ -280,8 +285,8 @@ private:
         for (std::size_t i = begin; i < end; ++i) {
             if (i == begin) {
                 std::fill(st.level[d].begin(), st.level[d].end(), 0.0);
-                std::vector<std::pair<std::size_t, double>> moved;
-                const auto& start = begin == 0 ? p.start0 : (moved = p.window_at(begin));
+                // Only the parallel axis starts elsewhere than 0, at a block boundary.
+                const auto& start = begin == 0 ? p.start0 : g_.block_start[begin / g_.block];
                 for (const auto& [j, weight] : start) accumulate(st, d, idx, j, j, weight, buf);
             } else {
                 accumulate(st, d, idx, p.add[i - 1], p.sub[i - 1], 0.0, buf);

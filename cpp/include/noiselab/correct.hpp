@@ -45,7 +45,8 @@ struct CorrectionOptions {
     /// corrected; the others are copied unchanged. Leave data null for no mask.
     ArrayView<const std::uint8_t> mask{};
     /// Sigma per voxel, same shape as the image (strides of 0 broadcast, e.g. one value
-    /// per volume). Leave data null to use the scalar sigma.
+    /// per volume). Leave data null to use the scalar sigma. The values are not checked
+    /// here (that would cost another pass): the caller passes finite values > 0.
     ArrayView<const double> sigma_map{};
     /// Threads; 0 uses OpenMP's default. Results are bit-identical for any value.
     int threads = 0;

@@ -18,7 +18,8 @@ inline constexpr std::size_t max_ndim = 4;
 ///
 /// `strides` count elements, not bytes, and may be negative or zero
 /// (a broadcast axis). Axis `ndim - 1` is the fastest-varying one in
-/// C order, and the kernels walk it innermost.
+/// C order, and the kernels walk it innermost. Kernel inputs are
+/// `ArrayView<const T>`: pass a mutable view through `as_const()`.
 template <class T>
 struct ArrayView {
     T* data = nullptr;
@@ -59,12 +60,14 @@ ArrayView<T> make_view(T* data, std::initializer_list<std::size_t> shape) {
     v.ndim = shape.size();
     std::size_t d = 0;
     for (std::size_t s : shape) v.shape[d++] = s;
+    // Check the element count first: the strides below must not overflow either.
+    if (v.size() > static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()))
+        throw std::overflow_error("noiselab: array size overflows std::ptrdiff_t");
     std::ptrdiff_t stride = 1;
     for (std::size_t k = v.ndim; k-- > 0;) {
         v.strides[k] = stride;
         stride *= static_cast<std::ptrdiff_t>(v.shape[k]);
     }
-    (void)v.size();  // overflow check
     return v;
 }
 
