@@ -139,3 +139,18 @@ TEST(BoxMomentsErrors, BadArgumentsThrowInvalidArgument) {
     auto empty = nl::make_view<const double>(x.data(), {0, 4});
     EXPECT_THROW(nl::box_moments(empty, nl::Window{1, 1}, nl::make_view(y.data(), {0, 4})), std::invalid_argument);
 }
+
+TEST(Views, SizeOverflowIsAnErrorNotWrapAround) {
+    double x = 0.0;
+    const std::size_t huge = std::size_t{1} << 33;
+    // 2^33 cubed overflows std::size_t; 2^33 * 2^31 fits size_t but not ptrdiff_t strides.
+    EXPECT_THROW(nl::make_view(&x, {huge, huge, huge}), std::overflow_error);
+    EXPECT_THROW(nl::make_view(&x, {huge, std::size_t{1} << 31}), std::overflow_error);
+    nl::ArrayView<const double> v;
+    v.data = &x;
+    v.ndim = 3;
+    v.shape = {huge, huge, huge};
+    v.strides = {0, 0, 0};  // a broadcast view: no memory behind it, still refused
+    std::vector<double> out(1);
+    EXPECT_THROW(nl::box_moments(v, nl::Window{1, 1, 1}, nl::make_view(out.data(), {1})), std::overflow_error);
+}

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import io
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pydicom
@@ -34,7 +35,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from mri_noiselab._atomic import atomic_write
+from mri_noiselab._atomic import atomic_write, check_writable
 from mri_noiselab._kernels import _core
 from mri_noiselab.background import NoBackgroundError, RoiWarning
 from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma, window_sizes
@@ -60,6 +61,26 @@ _NOT_MAGNITUDE = {"P", "PHASE", "PHASE MAP", "PHASE_MAP", "REAL", "IMAGINARY"}
 # Decoded output of these is never the original: the derived image must say it was lossy compressed.
 _ALWAYS_LOSSY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless}
 _BYTE_SWAP_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _hide_values(func: _F) -> _F:
+    """Silence pydicom's value warnings ("Invalid value for VR DA: '19800101'") in ``func``.
+
+    They quote attribute values, patient name, ID and birth date included, and
+    would reach the user's console or logs. Values are copied from the source
+    as they are; judging them is a validator's job (dciodvfy), not this one's.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class DicomError(ValueError):
@@ -185,6 +206,9 @@ def _read_dataset(path: Path) -> Dataset:
             # Reading must not depend on the caller's warning filters; the checks below decide.
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path)
+            # pydicom converts elements on first access: a damaged one must fail here, not when writing.
+            for _ in ds.iterall():
+                pass
     except InvalidDicomError:
         raise DicomError(f"{path}: not a DICOM file (no 'DICM' file header)") from None
     except (OSError, EOFError) as e:
@@ -205,7 +229,10 @@ def _check_image(ds: Dataset, path: Path) -> None:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise DicomError(f"{path}: floating-point pixel data is not supported, only integer PixelData")
         raise DicomError(f"{path}: no PixelData: not an image")
-    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored"):
+    # The derived object references the source by these UIDs (SourceImageSequence, evidence).
+    required = ("Rows", "Columns", "BitsAllocated", "BitsStored", "SOPClassUID", "SOPInstanceUID",
+                "StudyInstanceUID", "SeriesInstanceUID")
+    for keyword in required:
         if keyword not in ds:
             raise DicomError(f"{path}: dataset does not have required attribute '{keyword}'")
     if int(ds.get("SamplesPerPixel", 1)) != 1:
@@ -248,11 +275,17 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
             raise DecoderMissingError(
                 f"{path}: pixel data compressed as {ts.name} and no decoder is installed: {CODECS_INSTALL}"
             )
+    if ts == pydicom.uid.RLELossless:
+        # pydicom's own RLE decoder checks segment bounds; the Rust plugin panics on damaged
+        # segments and prints a backtrace to stderr, which a caller cannot silence.
+        ds.pixel_array_options(decoding_plugin="pydicom")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
-    except Exception as e:  # decoders raise many types on damaged data
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # decoders raise many types on damaged data; Rust ones (pyo3) a BaseException "PanicException"
         raise DicomError(f"{path}: cannot decode the pixel data ({_first_line(e)})") from None
     arr = np.asarray(arr)
     if arr.dtype.kind not in "iu":
@@ -293,6 +326,7 @@ def _rescale(ds: Dataset, frames: int) -> tuple[np.ndarray, np.ndarray]:
     return slope, intercept
 
 
+@_hide_values
 def read_file(path: str | os.PathLike[str]) -> DicomStack:
     """Read one single-frame or multi-frame (e.g. Enhanced MR) file.
 
@@ -363,6 +397,7 @@ def _dicom_files(folder: Path, exclude: Path | None) -> list[Path]:
     return files
 
 
+@_hide_values
 def read_folder(folder: str | os.PathLike[str], *, exclude: str | os.PathLike[str] | None = None) -> SourceScan:
     """Read every DICOM file under ``folder`` and group the slices into stacks.
 
@@ -688,6 +723,7 @@ def _window(ds_or_item: Dataset, lo: float, hi: float) -> None:
         ds_or_item.WindowCenterWidthExplanation = "full range after noise bias correction"
 
 
+@_hide_values
 def derive_datasets(
     stack: DicomStack,
     stored: np.ndarray,
@@ -889,6 +925,7 @@ def _derive_frames(ds: Dataset, src: Dataset, derivation: Derivation, code: Data
     ds.SourceImageEvidenceSequence = DicomSequence([study])
 
 
+@_hide_values
 def encode_dataset(ds: FileDataset) -> bytes:
     """Return the Part 10 file bytes of ``ds`` (preamble, file meta, Explicit VR Little Endian)."""
     buffer = io.BytesIO()
@@ -910,11 +947,16 @@ def write_dataset(ds: FileDataset, path: str | os.PathLike[str], *, protected: S
     ------
     OSError
         If ``path`` is a protected file, a symbolic link or a folder, or cannot be written.
+    DicomError
+        If pydicom cannot encode ``ds`` (a value that does not fit its VR).
     """
     target = Path(path)
     if target.exists() and any(_same_file(target, p) for p in protected):
         raise OSError(f"refusing to overwrite the input file {target}")
-    data = encode_dataset(ds)
+    try:
+        data = encode_dataset(ds)
+    except Exception as e:  # pydicom raises many types for values it cannot encode
+        raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({_first_line(e)})") from None
     return atomic_write(target, lambda fh: fh.write(data))
 
 
@@ -939,12 +981,23 @@ def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[
     Raises
     ------
     ValueError
-        If an output would replace an input file.
+        If an output would replace an input file, if a folder source is given
+        an existing file as destination, or if an output would land outside
+        ``destination`` (a sub-folder there that is a symbolic link).
     """
     src = Path(source)
     dst = Path(destination)
     if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise ValueError(f"the output {dst} is a file: a folder source needs an output folder")
         mapping = {p: dst / p.relative_to(src) for p in inputs}
+        root = dst.resolve()
+        for out in mapping.values():
+            if root not in out.resolve().parents:
+                raise ValueError(
+                    f"the output {out} would be written outside the output folder {dst} "
+                    f"(to {out.resolve()}, through a symbolic link): remove the link or choose another output"
+                )
     elif dst.is_dir() or str(destination).endswith((os.sep, "/")):
         mapping = {p: dst / p.name for p in inputs}
     else:
@@ -1009,6 +1062,8 @@ class BatchReport:
 
     stacks: list[StackReport]
     failures: list[Failure]
+    skipped: list[Path] = field(default_factory=list)
+    """Outputs that already existed and were left alone (``skip_existing``)."""
 
     @property
     def written(self) -> list[Path]:
@@ -1028,6 +1083,7 @@ def clean_source(
     num_threads: int | None = None,
     uid_prefix: str | None = None,
     qc: str | os.PathLike[str] | None = None,
+    skip_existing: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[Path], None] | None = None,
 ) -> BatchReport:
@@ -1049,10 +1105,16 @@ def clean_source(
     qc : path-like, optional
         A QC figure (PNG) of the first stack; with several stacks, ``_<n>`` is
         added to the name for the n-th.
+    skip_existing : bool
+        Leave outputs that already exist alone and write only the missing ones,
+        to finish an interrupted run. Files written earlier are complete (writes
+        are atomic); the new files of a partly written series join its existing
+        SeriesInstanceUID. An existing output that was not derived from its
+        input is an error for that stack.
     on_start : callable, optional
         Called once with the number of input files found.
     on_file : callable, optional
-        Called with each input path once its output is written or has failed.
+        Called with each input path once its output is written, skipped or has failed.
 
     Returns
     -------
@@ -1061,7 +1123,9 @@ def clean_source(
     Raises
     ------
     DicomError, NoBackgroundError, ValueError, OSError
-        For a file source, or when every stack of a folder fails (first error).
+        For a file source, or when every stack of a folder fails (first error);
+        also, before anything is written, when an output or QC path is an input,
+        a symbolic link, a folder, outside the output folder or not writable.
         Otherwise failures are collected in the report, and every good stack is
         written.
     """
@@ -1074,14 +1138,27 @@ def clean_source(
     scan = read_source(src, exclude=dst if src.is_dir() else None)
     inputs = [p for s in scan.stacks for p in s.paths]
     mapping = output_paths(src, destination, inputs)
+    qc_paths = _qc_paths(qc, len(scan.stacks))
+    _check_targets(list(mapping.values()), qc_paths, inputs)
     if on_start is not None:
         on_start(len(inputs))
     failures = list(scan.failures)
     reports: list[StackReport] = []
+    skipped: list[Path] = []
     new_uids: dict[str, str] = {}
     errors: list[BaseException] = []
     for index, stack in enumerate(scan.stacks):
         try:
+            targets = [mapping[p] for p in stack.paths]
+            todo = [not (skip_existing and t.exists()) for t in targets]
+            if not all(todo):
+                new_uids.setdefault(stack.series_uid, _existing_series_uid(stack, targets, todo))
+            if not any(todo):
+                skipped.extend(targets)
+                for p in stack.paths:
+                    if on_file is not None:
+                        on_file(p)
+                continue
             mask = background(stack) if background is not None else None
             result = clean_stack(
                 stack, mask=mask, sigma=sigma, estimator=estimator, method=method,
@@ -1089,18 +1166,22 @@ def clean_source(
             )
             uid = new_uids.setdefault(stack.series_uid, generate_uid(prefix=uid_prefix))
             datasets = derive_datasets(stack, result.stored, result.derivation, series_uid=uid, uid_prefix=uid_prefix)
+            png = None
+            if qc_paths:
+                from mri_noiselab.qc import qc_png
+
+                # Drawn before any write: a plotting error must not leave the DICOMs of a failed stack.
+                png = qc_png(stack.magnitude(), result.corrected, mask, result.derivation.sigma, coils=coils)
             outputs = []
-            for ds, p in zip(datasets, stack.paths):
-                outputs.append(write_dataset(ds, mapping[p], protected=inputs))
+            for ds, p, target, write in zip(datasets, stack.paths, targets, todo):
+                if write:
+                    outputs.append(write_dataset(ds, target, protected=inputs))
+                else:
+                    skipped.append(target)
                 if on_file is not None:
                     on_file(p)
-            if qc is not None:
-                from mri_noiselab.qc import save_qc
-
-                qc_path = Path(qc)
-                if len(scan.stacks) > 1:
-                    qc_path = qc_path.with_name(f"{qc_path.stem}_{index + 1}{qc_path.suffix}")
-                save_qc(qc_path, stack.magnitude(), result.corrected, mask, result.derivation.sigma, coils=coils)
+            if png is not None:
+                atomic_write(qc_paths[index], lambda fh, data=png: fh.write(data))
             reports.append(StackReport(list(stack.paths), outputs, result))
         except (ValueError, TypeError, OSError) as e:
             if not src.is_dir():
@@ -1112,7 +1193,54 @@ def clean_source(
                     on_file(p)
     if not reports and errors:
         raise errors[0]
-    return BatchReport(reports, failures)
+    return BatchReport(reports, failures, skipped)
+
+
+def _qc_paths(qc: str | os.PathLike[str] | None, stacks: int) -> list[Path]:
+    if qc is None:
+        return []
+    path = Path(qc)
+    if stacks == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}_{i + 1}{path.suffix}") for i in range(stacks)]
+
+
+def _check_targets(outputs: Sequence[Path], qc_paths: Sequence[Path], inputs: Sequence[Path]) -> None:
+    """Refuse, before anything is written, outputs that would replace an input or cannot be written."""
+    resolved_inputs = {p.resolve() for p in inputs}
+    resolved_outputs = {p.resolve() for p in outputs}
+    for path in qc_paths:
+        if path.resolve() in resolved_inputs or (path.exists() and any(_same_file(path, q) for q in inputs)):
+            raise ValueError(f"the QC figure {path} is an input file: choose another name (inputs are never overwritten)")
+        if path.resolve() in resolved_outputs:
+            raise ValueError(f"the QC figure {path} is also a DICOM output: choose another name")
+    for path in [*outputs, *qc_paths]:
+        check_writable(path)
+
+
+def _existing_series_uid(stack: DicomStack, targets: Sequence[Path], todo: Sequence[bool]) -> str:
+    """The SeriesInstanceUID of this stack's outputs that exist, after checking they derive from it."""
+    uids = set()
+    for src, path, target, missing in zip(stack.datasets, stack.paths, targets, todo):
+        if missing:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                done = pydicom.dcmread(target, stop_before_pixels=True)
+            referenced = {str(e.value) for e in done.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
+            uid = str(done.SeriesInstanceUID)
+        except Exception as e:  # pydicom raises many types on damaged files
+            raise DicomError(f"{target}: exists but cannot be read ({_first_line(e)}): remove it to rewrite it") from None
+        if str(src.SOPInstanceUID) not in referenced:
+            raise DicomError(
+                f"{target}: exists but was not derived from its input {path.name}: "
+                "remove it, or run without skipping existing outputs to replace it"
+            )
+        uids.add(uid)
+    if len(uids) != 1:
+        raise DicomError(f"the existing outputs of one series ({targets[0].name}, ...) belong to {len(uids)} different series")
+    return uids.pop()
 
 
 # --------------------------------------------------------------------------- example data

@@ -25,6 +25,9 @@ CorrectionMethod = Literal["moments", "pointwise", "lmmse"]
 SIGMA_METHODS: tuple[str, ...] = ("mle", "std", "mean")
 CORRECTION_METHODS: tuple[str, ...] = ("moments", "pointwise", "lmmse")
 MAX_NDIM = 4
+# The kernel takes window sizes as 64-bit integers; beyond this the binding would
+# reject the call with a message about its C++ signature.
+_MAX_WINDOW = 2**63 - 1
 
 _default_threads: int | None = None
 
@@ -128,6 +131,8 @@ def window_sizes(f_size: int | Sequence[int], ndim: int, *, volumes_last: bool =
         raise TypeError(f"f_size must be an int or a tuple of ints, got {f_size!r}")
     if any(s < 1 for s in sizes):
         raise ValueError(f"f_size must be >= 1 on every axis, got {tuple(sizes)}")
+    if any(s > _MAX_WINDOW for s in sizes):
+        raise ValueError(f"f_size must be at most 2**63 - 1 on every axis, got {tuple(sizes)}")
     return tuple(sizes)
 
 

@@ -7,6 +7,7 @@ shows no patient name, ID, date or file name.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -183,8 +184,30 @@ def save_qc(
     pathlib.Path
         ``path``.
     """
+    png = qc_png(original, corrected, mask, sigma, coils=coils, slice_index=slice_index, dpi=dpi)
+    return atomic_write(path, lambda fh: fh.write(png))
+
+
+def qc_png(
+    original: npt.ArrayLike,
+    corrected: npt.ArrayLike,
+    mask: npt.ArrayLike | None = None,
+    sigma: float | None = None,
+    *,
+    coils: int = 1,
+    slice_index: int | None = None,
+    dpi: int = 110,
+) -> bytes:
+    """Draw :func:`qc_figure` and return it as PNG bytes.
+
+    A batch renders the figure before it writes any output, so a drawing
+    error leaves nothing behind. The PNG carries no text metadata (not
+    even matplotlib's Software entry): nothing about the patient or the files.
+    """
     fig = qc_figure(original, corrected, mask, sigma, coils=coils, slice_index=slice_index)
-    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
 
 
-__all__ = ["chi_pdf", "qc_figure", "require_matplotlib", "save_qc"]
+__all__ = ["chi_pdf", "qc_figure", "qc_png", "require_matplotlib", "save_qc"]
