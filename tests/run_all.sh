@@ -149,7 +149,7 @@ record "sdist, and a wheel built from it" $rc
 
 step "Python tests (against the repaired wheel)"
 if [ -n "$wheel" ]; then
-  pip_ uninstall -q -y mri-noiselab && pip_ install -q "$wheel[test,codecs]" &&
+  pip_ uninstall -q -y mri-noiselab && pip_ install -q "$wheel[test,codecs,nifti,dask]" &&
     (cd "$tmp" && "$py" -c 'import mri_noiselab, sys; sys.exit(not mri_noiselab.__file__.startswith(sys.prefix))') &&
     "$py" -m pytest -q -p no:cacheprovider tests
   record "pytest" $?

@@ -157,3 +157,21 @@ def test_console_script_runs_without_traceback(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_skip_existing_finishes_an_interrupted_folder_run(tmp_path, series):
+    folder, paths = series
+    out_dir = tmp_path / "out"
+    code, _, err = run("clean", str(folder), "-o", str(out_dir), "--roi", "0:8,0:8")
+    assert code == 0, err
+    outputs = sorted(out_dir.glob("*.dcm"))
+    assert len(outputs) == len(paths)
+    kept = {p: p.read_bytes() for p in outputs[1:]}
+    outputs[0].unlink()  # as if the run had stopped before writing it
+    code, out, err = run("clean", str(folder), "-o", str(out_dir), "--roi", "0:8,0:8", "--skip-existing")
+    assert code == 0, err
+    assert f"skipped {len(kept)} existing file(s)" in out
+    assert outputs[0].exists()
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    series_uids = {pydicom.dcmread(p).SeriesInstanceUID for p in outputs}
+    assert len(series_uids) == 1  # the finished file joins the series already written

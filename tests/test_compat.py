@@ -164,3 +164,64 @@ def test_masked_pixels_are_filled_skip_validation_and_keep_their_mask(phantom: t
     np.testing.assert_allclose(out.data, seed_reference(filled, bg_ma.compressed(), 10), rtol=1e-9)
     plain = quiet(subtract_noise_masked, np.ma.masked_array(dirty, mask=mask), bg, return_masked=False, fill_value=1.0)
     assert type(plain) is np.ndarray
+
+
+def test_integer_input_values_match_the_seed_formula(phantom: tuple[np.ndarray, np.ndarray]) -> None:
+    image, bg = phantom
+    img16, bg16 = np.rint(image).astype(np.uint16), np.rint(bg).astype(np.uint16)
+    out = quiet(subtract_noise, img16, bg16, f_size=5, np_type=np.float64)
+    np.testing.assert_allclose(out, seed_reference(img16, bg16, 5), rtol=1e-9, atol=1e-9)
+
+
+def test_zero_dimensional_input_keeps_its_shape(rng: np.random.Generator) -> None:
+    bg = rician(np.zeros(2000), 1.0, rng)
+    out = quiet(subtract_noise, np.array(30.0), bg, np_type=np.float64)
+    assert out.shape == ()
+    assert float(out) == pytest.approx(np.sqrt(900 - 2 * (np.std(bg) / 0.655) ** 2), rel=1e-12)
+
+
+def test_a_masked_background_counts_only_its_unmasked_values(rng: np.random.Generator) -> None:
+    noise = rician(np.zeros(2000), 5.0, rng)
+    bg = np.ma.masked_array(np.concatenate([noise, np.full(2000, 1e4)]), mask=[False] * 2000 + [True] * 2000)
+    image = rician(np.full((20, 20), 50.0), 5.0, rng)
+    out = quiet(subtract_noise, image, bg, f_size=3, np_type=np.float64)
+    np.testing.assert_allclose(out, seed_reference(image, noise, 3), rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_squares_that_overflow_np_type_raise_like_the_seed(dtype: type) -> None:
+    image = np.array([[1.0, 2.0], [3.0, np.sqrt(np.finfo(dtype).max) * 4]], dtype=dtype)
+    with pytest.raises(RuntimeError, match="overflow encountered in square"):
+        quiet(subtract_noise, image, np.array([1.0, 2.0, 3.0]), np_type=dtype)
+
+
+def test_half_precision_overflows_in_square_as_in_the_seed() -> None:
+    with pytest.raises(RuntimeError, match="overflow encountered in square"):
+        quiet(subtract_noise, np.full((4, 4), 300.0) + np.eye(4), np.array([1.0, 2.0, 3.0]), np_type=np.float16)
+
+
+@pytest.mark.parametrize(("bad", "match"), [(-1.0, "Found negative values in the image"), (np.nan, "NaN or infinite")])
+def test_content_errors_win_over_cast_overflow(bad: float, match: str) -> None:
+    image = np.array([bad, 1e20, 3.0])
+    with pytest.raises(ValueError, match=match):
+        subtract_noise(image, np.array([1.0, 2.0, 3.0]), np_type=np.float16)
+
+
+def test_warnings_come_in_the_seeds_order(rng: np.random.Generator) -> None:
+    bg = rng.uniform(0, 10, 1000)  # not Rayleigh
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        subtract_noise(np.full((6, 6), 0.5), bg, f_size=3)  # constant and far below 2 sigma^2
+    messages = [str(w.message) for w in caught]
+    assert [m.split(":")[0].split(" (")[0] for m in messages] == [
+        "Background may be biased",
+        "No noise found in image",
+        "100.00% negative values set to zero before square root.",
+    ]
+    assert all(w.category is RuntimeWarning for w in caught)
+
+
+def test_f_size_may_be_a_numpy_array_as_in_scipy(phantom: tuple[np.ndarray, np.ndarray]) -> None:
+    image, bg = phantom
+    out = quiet(subtract_noise, image, bg, f_size=np.array([3, 5]), np_type=np.float64)
+    np.testing.assert_allclose(out, seed_reference(image, bg, (3, 5)), rtol=1e-9)

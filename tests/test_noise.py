@@ -180,3 +180,45 @@ def test_thread_setting_is_validated_and_does_not_change_results(rng: np.random.
         nl.set_num_threads(None)
     with pytest.raises(ValueError, match="num_threads"):
         nl.set_num_threads(-1)
+
+
+def test_float32_images_beyond_the_float_square_root_range_stay_finite() -> None:
+    image = np.full((4, 5), 3e19, np.float32)  # A^2 ~ 9e38 > FLT_MAX
+    for method in ("moments", "lmmse"):
+        out = nl.correct(image, 1.0, f_size=3, method=method)
+        np.testing.assert_allclose(out, 3e19, rtol=1e-6)
+
+
+def test_float64_images_whose_powers_overflow_are_refused() -> None:
+    image = np.ones((20, 20))
+    image[3, 3] = 1e200
+    with pytest.raises(ValueError, match="overflow float64"):
+        nl.correct(image, 1.0, f_size=3)
+
+
+def test_report_has_the_clamped_count_and_zero_d_keeps_its_shape(rng: np.random.Generator) -> None:
+    image = rng.uniform(0.5, 1.5, (10, 12))
+    out, report = nl.correct(image, 10.0, f_size=3, return_report=True)
+    assert report.clamped == image.size and np.all(out == 0)
+    assert nl.correct(np.array(5.0), 1.0).shape == ()
+
+
+def test_unaligned_arrays_are_copied_not_misread() -> None:
+    raw = np.zeros(4 * 60 + 1, np.uint8)
+    values = np.linspace(1, 10, 60).astype(np.float32)
+    raw[1:].view(np.uint8)[:] = values.view(np.uint8)
+    unaligned = np.frombuffer(raw.data, np.float32, count=60, offset=1).reshape(6, 10)
+    assert not unaligned.flags.aligned
+    np.testing.assert_array_equal(nl.correct(unaligned, 1.0, f_size=3), nl.correct(values.reshape(6, 10), 1.0, f_size=3))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_masked_runs_and_sample_stats_are_deterministic(threads: int, rng: np.random.Generator) -> None:
+    image = rician(np.full((50, 40, 30), 20.0), 3.0, rng).astype(np.float32)
+    mask = rng.random(image.shape) > 0.2
+    ref = nl.correct(image, 3.0, f_size=7, method="lmmse", mask=mask, num_threads=1)
+    assert np.array_equal(nl.correct(image, 3.0, f_size=7, method="lmmse", mask=mask, num_threads=threads), ref)
+    noise = rician(np.zeros((300, 200)), 3.0, rng)
+    a = nl.estimate_sigma(noise, num_threads=1)
+    b = nl.estimate_sigma(noise, num_threads=threads)
+    assert (a.sigma, a.std, a.mean) == (b.sigma, b.std, b.mean)

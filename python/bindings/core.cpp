@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -22,6 +23,8 @@ nl::ArrayView<T> view_of(A& a, const char* what) {
         throw py::value_error(std::string(what) + " must have 1 to 4 dimensions");
     nl::ArrayView<T> v;
     const void* raw = a.data();  // read-only arrays are fine: inputs are only read
+    if (reinterpret_cast<std::uintptr_t>(raw) % alignof(T) != 0)
+        throw py::value_error(std::string(what) + " is not aligned in memory: pass a copy (numpy.array(x))");
     v.data = static_cast<T*>(const_cast<void*>(raw));
     v.ndim = static_cast<std::size_t>(a.ndim());
     for (std::size_t d = 0; d < v.ndim; ++d) {

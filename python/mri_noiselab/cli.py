@@ -109,7 +109,9 @@ def _parser() -> _Parser:
         "write new DICOM objects (new UIDs, derivation metadata, Explicit VR Little Endian). "
         "Inputs are never modified; outputs are written atomically.",
     )
-    clean.add_argument("source", metavar="SRC", help="a DICOM file, or a folder (searched recursively)")
+    clean.add_argument("source", metavar="SRC",
+                       help="a DICOM or NIfTI (.nii, .nii.gz) file, or a folder (searched recursively); a folder "
+                       "holding NIfTI files is processed as NIfTI, any other as DICOM")
     clean.add_argument("-o", "--output", metavar="DST", required=True,
                        help="output file, or folder (for a folder SRC: one file per input file, same relative names)")
     how = clean.add_mutually_exclusive_group()
@@ -126,6 +128,16 @@ def _parser() -> _Parser:
     clean.add_argument("--qc", metavar="FILE.png", help="write a QC figure (needs matplotlib)")
     clean.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
     clean.add_argument("--uid-prefix", metavar="PREFIX", help="root for the new UIDs, e.g. 1.2.826.0.1.3680043.10.1234.")
+    clean.add_argument("--skip-existing", action="store_true",
+                       help="DICOM: leave outputs that already exist alone and write the missing ones "
+                       "(finishes an interrupted run; a partly written series keeps its SeriesInstanceUID)")
+    clean.add_argument("--sigma-per-volume", action="store_true",
+                       help="NIfTI 4-D: estimate σ for each volume (noise that differs between volumes)")
+    where = clean.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="process files in parallel on a local Dask cluster of N worker processes (needs the dask extra)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="send the files to an existing Dask cluster, e.g. tcp://host:8786 (its workers must see the same paths)")
     clean.set_defaults(run=_clean)
 
     sigma = sub.add_parser(
@@ -134,8 +146,9 @@ def _parser() -> _Parser:
         help="estimate σ from a background region",
         description="Report σ, the number of background pixels, the mean/std ratio and warnings, per stack.",
     )
-    sigma.add_argument("source", metavar="SRC", help="a DICOM file or folder")
+    sigma.add_argument("source", metavar="SRC", help="a DICOM or NIfTI file, or a folder")
     sigma.add_argument("--estimator", choices=SIGMA_METHODS, default="mle", help="mle (default), std or mean")
+    sigma.add_argument("--sigma-per-volume", action="store_true", help="NIfTI 4-D: one σ per volume")
     sigma.add_argument("--json", action="store_true", help="print a JSON list, one object per stack")
     sigma.set_defaults(run=_sigma)
 
@@ -165,7 +178,10 @@ def _background(rois: Sequence[Roi] | None, coils: int) -> Callable[[DicomStack]
     return lambda stack: auto_background(stack.magnitude(), coils)
 
 
-def _stack_name(stack: DicomStack) -> str:
+def _stack_name(stack: DicomStack | _NiftiLabel) -> str:
+    if isinstance(stack, _NiftiLabel):
+        volume = f", volume {stack.volume}" if stack.volume is not None else ""
+        return f"{stack.paths[0].name} ({'x'.join(map(str, stack.shape))}{volume})"
     first = stack.paths[0].name
     n = stack.shape[0]
     unit = "frames" if stack.is_multiframe else "slices"
@@ -212,11 +228,28 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from mri_noiselab.qc import require_matplotlib
 
         require_matplotlib()
+    if _is_nifti_source(args.source):
+        if args.skip_existing:
+            raise _UsageError("--skip-existing is for DICOM inputs")
+        return _clean_nifti(args, out, err)
+    if args.sigma_per_volume:
+        raise _UsageError("--sigma-per-volume is for 4-D NIfTI inputs; a DICOM stack gets one σ")
     # With --sigma, a background only outlines the ROI in the QC figure.
     background = _background(args.roi, args.coils) if args.sigma is None or args.roi else None
+    options: dict[str, Any] = {}
+    clean = clean_source
+    if _parallel(args):
+        from mri_noiselab.dask import clean_dicom_source
+
+        clean = clean_dicom_source
+        options = {"workers": args.workers, "scheduler": args.scheduler}
+        if args.skip_existing:
+            raise _UsageError("--skip-existing runs serially: drop --workers/--scheduler")
+    else:
+        options = {"skip_existing": args.skip_existing}
     start, step, close = _progress(args, err)
     try:
-        report = clean_source(
+        report = clean(
             args.source,
             args.output,
             background=background,
@@ -225,11 +258,12 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             method=args.method,
             f_size=args.f_size,
             coils=args.coils,
-            num_threads=args.threads,
+            num_threads=_threads(args),
             uid_prefix=args.uid_prefix,
             qc=args.qc,
             on_start=start,
             on_file=step,
+            **options,
         )
     finally:
         close()
@@ -244,13 +278,80 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for warning in result.warnings:
                 print(f"  warning: {_one_line(warning)}", file=out)
         print(f"wrote {len(report.written)} file(s) to {args.output}", file=out)
+        skipped = getattr(report, "skipped", [])
+        if skipped:
+            print(f"skipped {len(skipped)} existing file(s)", file=out)
+    total = len(report.written) + len(getattr(report, "skipped", [])) + len(report.failures)
+    return _report_failures(report.failures, total, err)
+
+
+def _parallel(args: argparse.Namespace) -> bool:
+    return args.workers is not None or args.scheduler is not None
+
+
+def _threads(args: argparse.Namespace) -> int | None:
+    """Kernel threads: --threads, else all cores serially and one per Dask worker (they run side by side)."""
+    return args.threads if args.threads is not None or not _parallel(args) else 1
+
+
+def _is_nifti_source(source: str) -> bool:
+    from mri_noiselab.nifti import is_nifti_path, nifti_files
+
+    path = Path(source)
+    return bool(nifti_files(path)) if path.is_dir() else is_nifti_path(path)
+
+
+def _clean_nifti(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from mri_noiselab.nifti import clean_nifti_source, roi_mask_xyz
+
+    if args.uid_prefix is not None:
+        raise _UsageError("--uid-prefix is for DICOM outputs; NIfTI files have no UIDs")
+    if args.sigma_per_volume and args.sigma is not None:
+        raise _UsageError("--sigma-per-volume estimates σ: it cannot be combined with --sigma")
+    rois = args.roi
+    background: Any = (lambda volume: roi_mask_xyz(rois, volume.shape)) if rois else "auto"
+    start, step, close = _progress(args, err)
+    try:
+        report = clean_nifti_source(
+            args.source,
+            args.output,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            on_start=start,
+            on_file=step,
+            background=background,
+            sigma=args.sigma,
+            per_volume=args.sigma_per_volume,
+            estimator=args.estimator,
+            method=args.method,
+            f_size=args.f_size,
+            coils=args.coils,
+            num_threads=_threads(args),
+            qc=args.qc,
+        )
+    finally:
+        close()
+    if not args.quiet:
+        for result in report.results:
+            sigma = np.atleast_1d(result.sigma)
+            value = f"{sigma[0]:.4g}" if sigma.size == 1 else "[" + ", ".join(f"{s:.4g}" for s in sigma) + "]"
+            how = f"{result.estimates[0].method}, {'ROI' if rois else 'auto background'}" if result.estimates else "given"
+            print(f"{result.source.name}: σ = {value} ({how}), window {'x'.join(map(str, result.window))}", file=out)
+            for warning in result.warnings:
+                print(f"  warning: {_one_line(warning)}", file=out)
+        print(f"wrote {len(report.written)} file(s) to {args.output}", file=out)
     return _report_failures(report.failures, len(report.written) + len(report.failures), err)
 
 
 def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    estimates, failures = estimate_source_sigma(
-        args.source, _background(args.roi, args.coils), estimator=args.estimator, coils=args.coils
-    )
+    if _is_nifti_source(args.source):
+        estimates, failures = _nifti_sigmas(args)
+    else:
+        if args.sigma_per_volume:
+            raise _UsageError("--sigma-per-volume is for 4-D NIfTI inputs; a DICOM stack gets one σ")
+        estimates, failures = estimate_source_sigma(
+            args.source, _background(args.roi, args.coils), estimator=args.estimator, coils=args.coils
+        )
     if args.json:
         rows = [
             {
@@ -266,6 +367,7 @@ def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "expected_ratio": e.expected_ratio,
                 "zeros_excluded": e.zeros_excluded,
                 "warnings": list(e.warnings),
+                **({"volume": stack.volume} if isinstance(stack, _NiftiLabel) and stack.volume is not None else {}),
             }
             for stack, e in estimates
         ]
@@ -279,8 +381,40 @@ def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
             for warning in e.warnings:
                 print(f"  warning: {_one_line(warning)}", file=out)
-    total = sum(len(stack.paths) for stack, _ in estimates) + len(failures)
+    total = len({p for stack, _ in estimates for p in stack.paths}) + len(failures)
     return _report_failures(failures, total, err)
+
+
+class _NiftiLabel:
+    """What the σ report shows of a NIfTI image (or of one of its volumes)."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], volume: int | None) -> None:
+        self.paths, self.shape, self.volume = [path], shape, volume
+
+
+def _nifti_sigmas(args: argparse.Namespace) -> tuple[list[tuple[Any, Any]], list[Failure]]:
+    from mri_noiselab.nifti import nifti_files, read_nifti, roi_mask_xyz, volume_sigma
+
+    src = Path(args.source)
+    rois = args.roi
+    background: Any = (lambda v: roi_mask_xyz(rois, v.shape)) if rois else "auto"
+    rows: list[tuple[Any, Any]] = []
+    failures: list[Failure] = []
+    for path in nifti_files(src) if src.is_dir() else [src]:
+        try:
+            volume = read_nifti(path)
+            found = volume_sigma(volume, background, per_volume=args.sigma_per_volume,
+                                 estimator=args.estimator, coils=args.coils)
+        except (ValueError, TypeError, OSError) as e:
+            if not src.is_dir():
+                raise
+            failures.append(Failure(path, str(e)))
+            continue
+        per = len(found) > 1
+        rows.extend((_NiftiLabel(path, volume.shape, t if per else None), e) for t, e in enumerate(found))
+    if not rows and failures:
+        raise ValueError(failures[0].message)
+    return rows, failures
 
 
 def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -6,6 +6,7 @@ match their messages), computed by the fused C++ kernel instead of numpy/scipy.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -29,15 +30,30 @@ def _require_ndarray(data: object, name: str) -> np.ndarray:
     return data
 
 
+_OVERFLOW_TIP = "Tip: to circumvent overflow try np_type=np.float64 or scale inputs down and rescale outputs."
+
+
+def _overflow(message: str) -> RuntimeError:
+    return RuntimeError(f"{message} during noise subtraction.\n{_OVERFLOW_TIP}")
+
+
 def _cast(data: np.ndarray, np_type: np.dtype) -> np.ndarray:
+    """Cast as 0.1 did, under errstate(raise); FloatingPointError becomes RuntimeError."""
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise", under="raise"):
             return data.astype(np_type, copy=False)
     except FloatingPointError as e:
-        raise RuntimeError(
-            f"{e} during noise subtraction.\n"
-            "Tip: to circumvent overflow try np_type=np.float64 or scale inputs down and rescale outputs."
-        ) from None
+        raise _overflow(str(e)) from None
+
+
+def _validate(data: np.ndarray, name: str, threads: int) -> ValueError | None:
+    """The content error 0.1 raised for ``data`` before casting, if any (an extra pass:
+    only on paths that fail anyway)."""
+    values = as_kernel_array(data, name, np.float64).reshape(-1)
+    if values.size == 0:
+        return ValueError(f"{name} is totally dark, it has no pixels.")
+    st = _core.sample_stats(values, None, False, threads)
+    return _content_errors(st.nonfinite, st.negative, st.zeros == st.n, name)
 
 
 def _content_errors(nonfinite: int, negative: int, all_zero: bool, name: str) -> ValueError | None:
@@ -109,56 +125,59 @@ def subtract_noise(
         to zero before square root" when the estimate of A^2 is clamped.
     """
     image = _require_ndarray(image, "image")
+    if np.ma.isMaskedArray(bg_area):  # 0.1's numpy statistics left masked values out
+        bg_area = bg_area.compressed()
     bg_area = _require_ndarray(bg_area, "background")
     out_type = np.dtype(np_type)
     if out_type.kind != "f":
         raise TypeError(f"np_type must be a floating-point type, got {out_type}")
     work = np.float64 if out_type.itemsize > 4 else np.float32
-
-    img = as_kernel_array(_cast(image, out_type), "image", work)
-    bg = as_kernel_array(_cast(bg_area, out_type), "background", work).reshape(-1)
-    window = window_sizes(f_size, img.ndim)
-    if img.size == 0:
-        raise ValueError("image is empty (an axis has length 0).")
-    kernel_img, kernel_window = squeeze_to_kernel(img, window)
+    window = window_sizes(f_size, max(image.ndim, 1))
     threads = _threads(None)
 
-    bg_error: ValueError | None
-    if bg.size == 0:
-        bg_error = ValueError("background is empty: select a region with noise-only pixels.")
-    else:
+    try:
+        img = as_kernel_array(_cast(image, out_type), "image", work)
+        bg = as_kernel_array(_cast(bg_area, out_type), "background", work).reshape(-1)
+    except RuntimeError:
+        # 0.1 validated before casting, so a content error wins over the cast's.
+        error = _validate(image, "image", threads) or _validate(bg_area, "background", threads)
+        if error is not None:
+            raise error from None
+        raise
+
+    bg_error = _validate(bg, "background", threads) if bg.size == 0 else None
+    if bg.size:
         st = _core.sample_stats(bg, None, False, threads)
         bg_error = _content_errors(st.nonfinite, st.negative, st.zeros == st.n, "background")
         if bg_error is None and st.std == 0:
             bg_error = ValueError("Unable to estimate noise from background (std = 0).")
-
-    if bg_error is not None:
+    if img.size == 0 or bg_error is not None:
         # The seed reports image problems first: check the image before failing.
-        ist = _core.sample_stats(kernel_img, None, False, threads)
-        raise _content_errors(ist.nonfinite, ist.negative, ist.zeros == ist.n, "image") or bg_error
+        raise _validate(img, "image", threads) or bg_error  # type: ignore[misc]
 
+    kernel_img, kernel_window = squeeze_to_kernel(img, window)
     sigma = st.std / _RAYLEIGH_SIGMA_FACTOR
     out, rep = _core.correct(kernel_img, sigma, list(kernel_window), "moments", 1, None, None, threads)
     image_error = _content_errors(rep.nonfinite, rep.negative, rep.zeros == rep.n, "image")
     if image_error is not None:
         raise image_error
 
+    # Warnings and errors in 0.1's order; stacklevel 1 like 0.1, so that filters on
+    # module="mri_noiselab" keep working.
     ratio = st.mean / st.std
     if not np.isclose(ratio, _RAYLEIGH_MEAN_STD_RATIO, atol=b_tol):
         warnings.warn(
             f"Background may be biased: ave/std = {ratio:.3f}, expected ~{_RAYLEIGH_MEAN_STD_RATIO} ± {b_tol}",
             RuntimeWarning,
-            stacklevel=2,
         )
     if rep.min == rep.max:
-        warnings.warn("No noise found in image (std = 0).", RuntimeWarning, stacklevel=2)
+        warnings.warn("No noise found in image (std = 0).", RuntimeWarning)
+    # 0.1 squared the image in np_type; the kernel works in double, so say what 0.1 said.
+    if float(rep.max) > math.sqrt(float(np.finfo(out_type).max)):
+        raise _overflow("overflow encountered in square")
     if rep.clamped:
-        warnings.warn(
-            f"{100 * rep.clamped / out.size:.2f}% negative values set to zero before square root.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    out = out.reshape(image.shape) if image.ndim else out.reshape(())
+        warnings.warn(f"{100 * rep.clamped / out.size:.2f}% negative values set to zero before square root.", RuntimeWarning)
+    out = out.reshape(image.shape)
     return out if out.dtype == out_type else _cast(out, out_type)
 
 

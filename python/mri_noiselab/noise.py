@@ -10,7 +10,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -89,7 +89,7 @@ def as_kernel_array(a: npt.ArrayLike, name: str, dtype: npt.DTypeLike | None = N
     if dtype is None:
         dtype = np.float64 if arr.dtype == np.float64 or arr.dtype.itemsize > 4 and kind == "f" else np.float32
     target = np.dtype(dtype).newbyteorder("=")
-    if arr.dtype != target:
+    if arr.dtype != target or not arr.flags.aligned:  # the kernels read T*: alignment is required
         arr = arr.astype(target)
     if arr.ndim == 0:
         arr = arr.reshape(1)
@@ -117,6 +117,8 @@ def window_sizes(f_size: int | Sequence[int], ndim: int, *, volumes_last: bool =
     """
     if isinstance(f_size, bool):
         raise TypeError(f"f_size must be an int or a tuple of ints, got {f_size!r}")
+    if isinstance(f_size, np.ndarray) and f_size.ndim == 1:  # as scipy accepts
+        f_size = f_size.tolist()
     if isinstance(f_size, numbers.Integral):
         sizes = [int(f_size)] * ndim
         if volumes_last and ndim == 4:
@@ -331,7 +333,8 @@ def correct(
     *,
     mask: npt.ArrayLike | None = None,
     num_threads: int | None = None,
-) -> np.ndarray:
+    return_report: bool = False,
+) -> np.ndarray | tuple[np.ndarray, Any]:
     """Remove the Rician (noncentral chi) noise bias from a magnitude image.
 
     Parameters
@@ -356,11 +359,15 @@ def correct(
         the others are returned unchanged.
     num_threads : int, optional
         Threads for this call; see :func:`set_num_threads`.
+    return_report : bool
+        Also return the kernel's report: ``clamped`` (voxels whose A^2 estimate
+        was negative and set to 0), ``n``, ``zeros``, ``min`` and ``max``.
 
     Returns
     -------
     numpy.ndarray
-        The corrected magnitude, same shape as ``image``.
+        The corrected magnitude, same shape as ``image``; with ``return_report``,
+        a tuple ``(corrected, report)``.
 
     Raises
     ------
@@ -403,7 +410,14 @@ def correct(
         raise ValueError("image contains NaN or infinite values: mask them out (mask=...) before correcting")
     if report.negative:
         raise ValueError("Found negative values in the image: magnitude data cannot be negative")
-    return out
+    power = 4 if kernel == "lmmse" else 2
+    if float(report.max) > np.finfo(np.float64).max ** (1 / power):
+        raise ValueError(
+            f"image values up to {report.max:.3g} overflow float64 once raised to the power "
+            f"{power}: scale the image down (and sigma with it)"
+        )
+    out = out.reshape(np.shape(image))
+    return (out, report) if return_report else out
 
 
 def rayleigh_constants(coils: int = 1) -> tuple[float, float, float]:
