@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mri_noiselab._kernels import _core
-from mri_noiselab.noise import _threads, as_kernel_array, squeeze_to_kernel, window_sizes
+from mri_noiselab.noise import _threads, as_kernel_array, sample_view, squeeze_to_kernel, window_sizes
 
 # The seed's constants, kept for compatibility: 1.91 ~ sqrt(pi/(4-pi)) = 1.9131 and
 # 0.655 ~ sqrt(2 - pi/2) = 0.6551 (estimate_sigma uses the exact values).
@@ -49,7 +49,7 @@ def _cast(data: np.ndarray, np_type: np.dtype) -> np.ndarray:
 def _validate(data: np.ndarray, name: str, threads: int) -> ValueError | None:
     """The content error 0.1 raised for ``data`` before casting, if any (an extra pass:
     only on paths that fail anyway)."""
-    values = as_kernel_array(data, name, np.float64).reshape(-1)
+    values = sample_view(as_kernel_array(data, name))
     if values.size == 0:
         return ValueError(f"{name} is totally dark, it has no pixels.")
     st = _core.sample_stats(values, None, False, threads)
@@ -137,7 +137,7 @@ def subtract_noise(
 
     try:
         img = as_kernel_array(_cast(image, out_type), "image", work)
-        bg = as_kernel_array(_cast(bg_area, out_type), "background", work).reshape(-1)
+        bg = sample_view(as_kernel_array(_cast(bg_area, out_type), "background", work))
     except RuntimeError:
         # 0.1 validated before casting, so a content error wins over the cast's.
         error = _validate(image, "image", threads) or _validate(bg_area, "background", threads)

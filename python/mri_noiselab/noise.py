@@ -96,6 +96,13 @@ def as_kernel_array(a: npt.ArrayLike, name: str, dtype: npt.DTypeLike | None = N
     return arr
 
 
+def sample_view(arr: np.ndarray) -> np.ndarray:
+    """A sample as the statistics kernel reads it: its own shape when it has 1 to 4 axes
+    (rows are the kernel's unit of parallel work, so a flat copy would run on one thread),
+    flattened otherwise."""
+    return arr if 1 <= arr.ndim <= MAX_NDIM else arr.reshape(-1)
+
+
 def squeeze_to_kernel(arr: np.ndarray, window: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
     """Drop axes of length 1 (a window there changes nothing) so that up to 4 axes remain."""
     if arr.ndim <= MAX_NDIM:
@@ -261,14 +268,13 @@ def estimate_sigma(
             raise ValueError(f"mask must be a boolean array, 'auto' or None, got {mask!r}")
         chosen = auto_background(background, coils, num_threads=num_threads)
         mask = chosen
-    bg = as_kernel_array(background, "background", np.float64)
+    bg = sample_view(as_kernel_array(background, "background"))
     mask_arr = None
     if mask is not None:
         mask_arr = np.asarray(mask)
         if mask_arr.shape != np.shape(background):
             raise ValueError(f"mask shape {mask_arr.shape} does not match background shape {np.shape(background)}")
-        mask_arr = mask_arr.astype(bool).astype(np.uint8).reshape(-1)
-    bg = bg.reshape(-1)
+        mask_arr = sample_view(mask_arr.astype(bool).view(np.uint8))
     if bg.size == 0:
         raise ValueError("background is empty: select a region with at least a few hundred noise-only pixels")
     stats = _core.sample_stats(bg, mask_arr, exclude_zeros, _threads(num_threads))

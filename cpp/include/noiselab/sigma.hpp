@@ -9,10 +9,21 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "noiselab/box_moments.hpp"
 #include "noiselab/view.hpp"
+
+// Vectorised reductions where OpenMP (or -fopenmp-simd) is on; deterministic for a build.
+#if defined(_OPENMP)
+#define NOISELAB_SIMD_SAMPLE \
+    _Pragma("omp simd reduction(+ : n, zx, nf, neg, z, sum, sq) reduction(min : lo) reduction(max : hi)")
+#define NOISELAB_SIMD_CENTRED _Pragma("omp simd reduction(+ : c)")
+#else
+#define NOISELAB_SIMD_SAMPLE
+#define NOISELAB_SIMD_CENTRED
+#endif
 
 namespace noiselab {
 
@@ -112,32 +123,53 @@ SampleStats sample_stats(ArrayView<const T> sample, const SampleOptions& opt = {
     const detail::Padded<const std::uint8_t> mask(opt.mask);
     const bool masked = opt.mask.data != nullptr;
     const std::size_t nx = in.shape[3];
-    auto use = [&](const std::array<std::size_t, 3>& i, std::size_t x, double& v) {
-        v = static_cast<double>(in.row(i)[static_cast<std::ptrdiff_t>(x) * in.xstride()]);
-        return !masked || mask.row(i)[static_cast<std::ptrdiff_t>(x) * mask.xstride()] != 0;
+    const bool unit = in.xstride() == 1 && (!masked || mask.xstride() == 1);
+    auto rows = [&](auto pass) {
+        std::vector<detail::SamplePartial> parts;
+        detail::for_row_blocks(in.shape, opt.threads, parts, [&](detail::SamplePartial& p, const auto& i) {
+            const std::uint8_t* mk = masked ? mask.row(i) : nullptr;
+            // Unit strides known at compile time let the row loops vectorise.
+            const std::integral_constant<std::ptrdiff_t, 1> one;
+            if (unit) pass(p, in.row(i), one, mk, one, nx);
+            else pass(p, in.row(i), in.xstride(), mk, masked ? mask.xstride() : std::ptrdiff_t{0}, nx);
+        });
+        return parts;
     };
-    std::vector<detail::SamplePartial> parts;
-    detail::for_row_blocks(in.shape, opt.threads, parts, [&](detail::SamplePartial& p, const auto& i) {
-        for (std::size_t x = 0; x < nx; ++x) {
-            double v;
-            if (!use(i, x, v)) continue;
-            if (!std::isfinite(v)) {
-                ++p.nonfinite;
-                continue;
-            }
-            if (v == 0.0 && opt.exclude_zeros) {
-                ++p.zeros_excluded;
-                continue;
-            }
-            ++p.n;
-            p.negative += v < 0.0;
-            p.zeros += v == 0.0;
-            p.sum += v;
-            p.sum_sq += v * v;
-            p.min = std::min(p.min, v);
-            p.max = std::max(p.max, v);
+    const bool excl = opt.exclude_zeros;
+    auto first = [&](detail::SamplePartial& p, const T* src, auto sx, const std::uint8_t* mk, auto mx,
+                     std::size_t len) {
+        std::size_t n = 0, zx = 0, nf = 0, neg = 0, z = 0;
+        double sum = 0.0, sq = 0.0, lo = p.min, hi = p.max;
+        NOISELAB_SIMD_SAMPLE
+        for (std::size_t x = 0; x < len; ++x) {
+            const auto xi = static_cast<std::ptrdiff_t>(x);
+            const double v = static_cast<double>(src[xi * sx]);
+            const bool inside = mk == nullptr || mk[xi * mx] != 0;
+            const bool finite = v - v == 0.0;
+            const bool zero = v == 0.0;
+            const bool use = inside & finite & !(zero & excl);
+            nf += inside & !finite;
+            zx += inside & finite & zero & excl;
+            n += use;
+            neg += use & (v < 0.0);
+            z += use & zero;
+            const double u = use ? v : 0.0;  // a select: NaN must not reach the sums
+            sum += u;
+            sq += u * u;
+            lo = use & (v < lo) ? v : lo;
+            hi = use & (v > hi) ? v : hi;
         }
-    });
+        p.n += n;
+        p.zeros_excluded += zx;
+        p.nonfinite += nf;
+        p.negative += neg;
+        p.zeros += z;
+        p.sum += sum;
+        p.sum_sq += sq;
+        p.min = lo;
+        p.max = hi;
+    };
+    const std::vector<detail::SamplePartial> parts = rows(first);
     SampleStats s;
     double sum = 0.0, sum_sq = 0.0;
     for (const auto& p : parts) {
@@ -157,15 +189,22 @@ SampleStats sample_stats(ArrayView<const T> sample, const SampleOptions& opt = {
     s.mean_sq = sum_sq / nn;
     // Second pass around the mean: sum(M^2)/n - mean^2 cancels badly when std << mean.
     const double mean = s.mean;
-    detail::for_row_blocks(in.shape, opt.threads, parts, [&](detail::SamplePartial& p, const auto& i) {
-        for (std::size_t x = 0; x < nx; ++x) {
-            double v;
-            if (!use(i, x, v) || !std::isfinite(v) || (v == 0.0 && opt.exclude_zeros)) continue;
-            p.centred += (v - mean) * (v - mean);
+    auto second = [&](detail::SamplePartial& p, const T* src, auto sx, const std::uint8_t* mk, auto mx,
+                      std::size_t len) {
+        double c = 0.0;
+        NOISELAB_SIMD_CENTRED
+        for (std::size_t x = 0; x < len; ++x) {
+            const auto xi = static_cast<std::ptrdiff_t>(x);
+            const double v = static_cast<double>(src[xi * sx]);
+            const bool use = (mk == nullptr || mk[xi * mx] != 0) & (v - v == 0.0) & !((v == 0.0) & excl);
+            const double d = (use ? v : mean) - mean;  // selects v, as in the first pass: vectorises
+            c += d * d;
         }
-    });
+        p.centred += c;
+    };
+    const std::vector<detail::SamplePartial> centred_parts = rows(second);
     double centred = 0.0;
-    for (const auto& p : parts) centred += p.centred;
+    for (const auto& p : centred_parts) centred += p.centred;
     s.std = std::sqrt(centred / nn);
     return s;
 }
