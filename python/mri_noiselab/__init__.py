@@ -1,9 +1,10 @@
 """mri-noiselab: noise level estimation and Rician bias correction for MRI magnitude images."""
 
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import NoBackgroundError, RoiQuality, RoiWarning, auto_background, sigma_map
+from mri_noiselab.background import RoiQuality, RoiWarning, auto_background, sigma_map
 from mri_noiselab.compat import subtract_noise, subtract_noise_masked
 from mri_noiselab.noise import (
+    NoBackgroundError,
     SigmaEstimate,
     correct,
     estimate_sigma,

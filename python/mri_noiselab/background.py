@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mri_noiselab._kernels import _core
-from mri_noiselab.noise import MAX_NDIM, _check_coils, _threads, as_kernel_array, rayleigh_constants, window_sizes
+from mri_noiselab.noise import MAX_NDIM, NoBackgroundError, _check_coils, _threads, as_kernel_array, rayleigh_constants, window_sizes
 
 # Local windows whose statistic lies beyond this many standard deviations of the
 # pure-noise distribution are "not background". 3.5 keeps ~99.95% of noise windows
@@ -31,10 +31,6 @@ _RATIO_Z = 4.0
 _RATIO_MIN_REL = 0.02
 _TAIL_P = 1e-3
 _GOF_MAX_VALUES = 1 << 18
-
-
-class NoBackgroundError(ValueError):
-    """No noise-bearing background: empty, all exact zeros, or nothing that looks like noise."""
 
 
 class RoiWarning(UserWarning):

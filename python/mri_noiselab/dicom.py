@@ -37,8 +37,7 @@ from pydicom.uid import (
 
 from mri_noiselab._atomic import atomic_write, check_writable
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import NoBackgroundError, RoiWarning
-from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma, window_sizes
+from mri_noiselab.noise import NoBackgroundError, SigmaEstimate, correct, estimate_sigma, window_sizes
 
 PACKAGE = "mri-noiselab"
 CODECS_INSTALL = 'pip install "mri-noiselab[codecs]"'
@@ -526,18 +525,9 @@ def background_sigma(
     mask = np.asarray(mask)
     if mask.shape != stack.shape:
         raise ValueError(f"background mask shape {mask.shape} does not match the stack shape {stack.shape}")
+    # The quality report travels in the estimate (warn=False); callers decide how to show it.
     values = stack.magnitude()[mask.astype(bool)]
-    if values.size == 0:
-        raise NoBackgroundError("the background region is empty")
-    if not np.any(values != 0):
-        raise NoBackgroundError(
-            f"the background region ({values.size} pixels) is all zeros: the scanner suppressed the noise "
-            "there, so σ cannot be estimated from it; give σ from a noise scan or an earlier run"
-        )
-    with warnings.catch_warnings():
-        # The quality report travels in the estimate; callers decide how to show it.
-        warnings.simplefilter("ignore", RoiWarning)
-        return estimate_sigma(values, method=estimator, coils=coils)  # type: ignore[arg-type]
+    return estimate_sigma(values, method=estimator, coils=coils, warn=False)  # type: ignore[arg-type]
 
 
 def in_plane_window(f_size: int | Sequence[int]) -> tuple[int, int, int]:

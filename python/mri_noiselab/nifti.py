@@ -13,7 +13,6 @@ import functools
 import gzip
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,7 @@ import numpy as np
 
 from mri_noiselab._atomic import atomic_write
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import RoiWarning
-from mri_noiselab.dicom import PACKAGE, Failure, NoBackgroundError, output_paths
+from mri_noiselab.dicom import PACKAGE, Failure, output_paths
 from mri_noiselab.noise import SIGMA_METHODS, SigmaEstimate, correct, estimate_sigma, window_sizes
 from mri_noiselab.roi import Roi, roi_mask
 
@@ -227,19 +225,9 @@ def roi_mask_xyz(rois: Sequence[Roi | str], shape: Sequence[int]) -> np.ndarray:
 
 def _estimate(values: np.ndarray, mask: np.ndarray | Literal["auto"], estimator: str, coils: int) -> SigmaEstimate:
     """σ from a background, with the quality warnings kept in the estimate rather than issued."""
-    if not isinstance(mask, str):
-        picked = values[mask]
-        if picked.size == 0:
-            raise NoBackgroundError("the background region is empty")
-        if not np.any(picked != 0):
-            raise NoBackgroundError(
-                f"the background region ({picked.size} voxels) is all zeros: the noise was suppressed or masked "
-                "there, so σ cannot be estimated from it; give σ from a noise scan or an earlier run"
-            )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RoiWarning)
-        return estimate_sigma(values if isinstance(mask, str) else values[mask], estimator, coils,  # type: ignore[arg-type]
-                              mask="auto" if isinstance(mask, str) else None)
+    if isinstance(mask, str):
+        return estimate_sigma(values, estimator, coils, mask="auto", warn=False)  # type: ignore[arg-type]
+    return estimate_sigma(values[mask], estimator, coils, warn=False)  # type: ignore[arg-type]
 
 
 def _volume_mask(mask: np.ndarray | Literal["auto"], shape: tuple[int, ...]) -> np.ndarray | Literal["auto"]:

@@ -32,6 +32,10 @@ _MAX_WINDOW = 2**63 - 1
 _default_threads: int | None = None
 
 
+class NoBackgroundError(ValueError):
+    """No noise-bearing background: empty, all exact zeros, or nothing that looks like noise."""
+
+
 def set_num_threads(n: int | None) -> None:
     """Set the number of threads the kernels use by default.
 
@@ -205,6 +209,7 @@ def estimate_sigma(
     *,
     exclude_zeros: bool = True,
     num_threads: int | None = None,
+    warn: bool = True,
 ) -> SigmaEstimate:
     """Estimate the noise level sigma from a background (noise-only) sample or a whole image.
 
@@ -230,18 +235,22 @@ def estimate_sigma(
         every estimator down.
     num_threads : int, optional
         Threads for this call; see :func:`set_num_threads`.
+    warn : bool
+        Issue each quality warning as a :class:`mri_noiselab.background.RoiWarning`
+        (they are in ``SigmaEstimate.warnings`` either way).
 
     Returns
     -------
     SigmaEstimate
-        With the ROI quality report in ``quality``. Each of its warnings is also
-        issued as a :class:`mri_noiselab.background.RoiWarning`.
+        With the ROI quality report in ``quality``.
 
     Raises
     ------
+    NoBackgroundError
+        (a ValueError) If the sample is empty or all zeros (suppressed noise).
     ValueError
-        If the sample is empty, holds NaN/inf or negative values, is all zeros,
-        or (``"std"``) has no spread; or for an unknown method or coils < 1.
+        If the sample holds NaN/inf or negative values, or (``"std"``) has no
+        spread; or for an unknown method or coils < 1.
 
     Notes
     -----
@@ -276,16 +285,18 @@ def estimate_sigma(
             raise ValueError(f"mask shape {mask_arr.shape} does not match background shape {np.shape(background)}")
         mask_arr = sample_view(mask_arr.astype(bool).view(np.uint8))
     if bg.size == 0:
-        raise ValueError("background is empty: select a region with at least a few hundred noise-only pixels")
+        raise NoBackgroundError("the background region is empty: select at least a few hundred noise-only pixels")
     stats = _core.sample_stats(bg, mask_arr, exclude_zeros, _threads(num_threads))
     if stats.nonfinite:
         raise ValueError("background contains NaN or infinite values: mask them out or pick another region")
     if stats.negative:
         raise ValueError("Found negative values in the background: magnitude data cannot be negative")
     if stats.n == 0 or stats.zeros == stats.n:
-        raise ValueError(
-            "background is totally dark (no non-zero values): the scanner may have suppressed it; "
-            "give sigma from a noise scan instead"
+        total = stats.n + stats.zeros_excluded
+        raise NoBackgroundError(
+            f"background is totally dark: its {total} values are all zeros, so the scanner suppressed or "
+            "masked the noise there and sigma cannot be estimated from it; give sigma from a noise scan "
+            "or an earlier run"
         )
     if method == "std" and stats.std == 0:
         raise ValueError("Unable to estimate noise from background (std = 0)")
@@ -296,7 +307,8 @@ def estimate_sigma(
     quality = roi_quality(
         used, coils, zeros_excluded=int(stats.zeros_excluded), sigma_mle=math.sqrt(stats.mean_sq / (2 * coils))
     )
-    emit_warnings(quality)
+    if warn:
+        emit_warnings(quality)
     return SigmaEstimate(
         sigma=float(sigma),
         method=method,
@@ -433,6 +445,7 @@ def rayleigh_constants(coils: int = 1) -> tuple[float, float, float]:
 
 
 __all__ = [
+    "NoBackgroundError",
     "SigmaEstimate",
     "correct",
     "estimate_sigma",
