@@ -30,12 +30,10 @@ from mri_noiselab.dicom import (
     DicomStack,
     Failure,
     StackReport,
-    clean_stack,
-    derive_datasets,
+    clean_and_write_stack,
     output_paths,
     read_file,
     read_source,
-    write_dataset,
 )
 from mri_noiselab.noise import (
     CORRECTION_METHODS,
@@ -595,16 +593,10 @@ def _clean_stack_job(
     uid_prefix: str | None,
     options: dict[str, Any],
 ) -> StackReport:
-    stack = _read_stack(job.paths)
-    mask = background(stack) if background is not None else None
-    result = clean_stack(stack, mask=mask, **options)
-    datasets = derive_datasets(stack, result.stored, result.derivation, series_uid=job.series_uid, uid_prefix=uid_prefix)
-    outputs = [write_dataset(ds, out, protected=protected) for ds, out in zip(datasets, job.outputs)]
-    if job.qc is not None:
-        from mri_noiselab.qc import save_qc
-
-        save_qc(job.qc, stack.magnitude(), result.corrected, mask, result.derivation.sigma, coils=options["coils"])
-    return StackReport(list(stack.paths), outputs, result)
+    return clean_and_write_stack(
+        _read_stack(job.paths), job.outputs, series_uid=job.series_uid, background=background,
+        protected=protected, uid_prefix=uid_prefix, qc=job.qc, **options,
+    )
 
 
 __all__ = ["BatchOutcome", "DASK_INSTALL", "clean_dicom_source", "correct", "overlap_depth", "run_batch"]

@@ -1060,6 +1060,63 @@ class BatchReport:
         return [p for s in self.stacks for p in s.outputs]
 
 
+def clean_and_write_stack(
+    stack: DicomStack,
+    targets: Sequence[Path],
+    *,
+    series_uid: str,
+    write: Sequence[bool] | None = None,
+    background: Callable[[DicomStack], np.ndarray] | None = None,
+    protected: Sequence[Path] = (),
+    uid_prefix: str | None = None,
+    qc: Path | None = None,
+    **options: Any,
+) -> StackReport:
+    """Clean one stack and write its derived objects (and QC figure): the unit of a batch.
+
+    Parameters
+    ----------
+    stack : DicomStack
+        The stack.
+    targets : sequence of Path
+        One output path per file of the stack, in stack order.
+    series_uid : str
+        The new SeriesInstanceUID shared by all outputs of the source series.
+    write : sequence of bool, optional
+        Which targets to write (``skip_existing`` leaves the others alone); all by default.
+    background : callable, optional
+        Returns the boolean background mask of the stack; see :func:`clean_source`.
+    protected : sequence of Path
+        Paths that must never be written (the inputs).
+    uid_prefix : str, optional
+        Root for the new UIDs.
+    qc : Path, optional
+        Where to write the QC figure of this stack.
+    **options
+        ``sigma``, ``estimator``, ``method``, ``f_size``, ``coils``, ``num_threads``
+        for :func:`clean_stack`.
+
+    Returns
+    -------
+    StackReport
+        With the outputs actually written.
+    """
+    mask = background(stack) if background is not None else None
+    result = clean_stack(stack, mask=mask, **options)
+    datasets = derive_datasets(stack, result.stored, result.derivation, series_uid=series_uid, uid_prefix=uid_prefix)
+    png = None
+    if qc is not None:
+        from mri_noiselab.qc import qc_png
+
+        # Drawn before any write: a plotting error must not leave the DICOMs of a failed stack.
+        png = qc_png(stack.magnitude(), result.corrected, mask, result.derivation.sigma, coils=options.get("coils", 1))
+    flags = [True] * len(targets) if write is None else list(write)
+    outputs = [write_dataset(ds, t, protected=protected) for ds, t, w in zip(datasets, targets, flags) if w]
+    if png is not None:
+        atomic_write(qc, lambda fh: fh.write(png))
+    return StackReport(list(stack.paths), outputs, result)
+
+
 def clean_source(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
@@ -1149,30 +1206,17 @@ def clean_source(
                     if on_file is not None:
                         on_file(p)
                 continue
-            mask = background(stack) if background is not None else None
-            result = clean_stack(
-                stack, mask=mask, sigma=sigma, estimator=estimator, method=method,
-                f_size=f_size, coils=coils, num_threads=num_threads,
-            )
             uid = new_uids.setdefault(stack.series_uid, generate_uid(prefix=uid_prefix))
-            datasets = derive_datasets(stack, result.stored, result.derivation, series_uid=uid, uid_prefix=uid_prefix)
-            png = None
-            if qc_paths:
-                from mri_noiselab.qc import qc_png
-
-                # Drawn before any write: a plotting error must not leave the DICOMs of a failed stack.
-                png = qc_png(stack.magnitude(), result.corrected, mask, result.derivation.sigma, coils=coils)
-            outputs = []
-            for ds, p, target, write in zip(datasets, stack.paths, targets, todo):
-                if write:
-                    outputs.append(write_dataset(ds, target, protected=inputs))
-                else:
-                    skipped.append(target)
-                if on_file is not None:
+            report = clean_and_write_stack(
+                stack, targets, series_uid=uid, write=todo, background=background, protected=inputs,
+                uid_prefix=uid_prefix, qc=qc_paths[index] if qc_paths else None, sigma=sigma,
+                estimator=estimator, method=method, f_size=f_size, coils=coils, num_threads=num_threads,
+            )
+            skipped.extend(t for t, w in zip(targets, todo) if not w)
+            if on_file is not None:
+                for p in stack.paths:
                     on_file(p)
-            if png is not None:
-                atomic_write(qc_paths[index], lambda fh, data=png: fh.write(data))
-            reports.append(StackReport(list(stack.paths), outputs, result))
+            reports.append(report)
         except (ValueError, TypeError, OSError) as e:
             if not src.is_dir():
                 raise
@@ -1452,6 +1496,7 @@ def run_example(
 
 
 __all__ = [
+    "clean_and_write_stack",
     "BatchReport",
     "CleanResult",
     "DecoderMissingError",
