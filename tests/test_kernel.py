@@ -29,7 +29,11 @@ def test_box_mean_of_m2_matches_scipy_for_every_window(shape: tuple[int, ...], r
     for size in combos:
         m2, m4 = _core.box_moments(x, list(size), True)
         np.testing.assert_allclose(m2, uniform_filter(x**2, size, mode="reflect"), rtol=1e-11, err_msg=str(size))
-        np.testing.assert_allclose(m4, uniform_filter(x**4, size, mode="reflect"), rtol=1e-11, err_msg=str(size))
+        # scipy's own running sums drift by rounding relative to the largest x**4 they carried
+        # (ours for M^4 are compensated), hence the absolute term.
+        np.testing.assert_allclose(
+            m4, uniform_filter(x**4, size, mode="reflect"), rtol=1e-11, atol=1e-14 * np.max(x**4), err_msg=str(size)
+        )
 
 
 def test_float32_input_is_accumulated_in_double(rng: np.random.Generator) -> None:
@@ -79,27 +83,27 @@ def test_kernel_rejects_unsupported_dtypes_and_window_lengths() -> None:
         _core.box_moments(np.ones((3, 3)), [0, 1])
 
 
-def test_fourth_moment_variance_survives_a_bright_region_at_16_bit_range() -> None:
-    """<M^4> - <M^2>^2 next to tissue 800 sigma bright, against exact integer box sums.
+@pytest.mark.parametrize("snr", [800, 20000])
+def test_fourth_moment_variance_survives_a_bright_region(snr: int) -> None:
+    """<M^4> - <M^2>^2 in the background next to very bright tissue, against exact integer sums.
 
-    Running sums in double drift by rounding once they have carried the huge M^4 of
-    tissue; in the background that follows, the local variance must stay accurate
-    far beyond its own sampling error (about 30% for 81 samples).
+    Plain running sums in double keep rounding residue of the tissue's huge M^4 in the
+    background that follows (10% errors at A/sigma = 2e4); the compensated sums must
+    stay accurate far beyond the variance's own sampling error (about 30% for 81 samples).
     """
     rng = np.random.default_rng(1)
     truth = np.zeros((256, 256))
-    truth[60:200, 60:200] = 4000.0
+    truth[60:200, 60:200] = 5.0 * snr
     m = np.rint(np.hypot(truth + rng.normal(0, 5, truth.shape), rng.normal(0, 5, truth.shape))).astype(np.int64)
     w = 9
     padded = np.pad(m, w // 2, mode="symmetric").astype(object)  # numpy "symmetric" is scipy "reflect"
 
-    def box_sum(a: np.ndarray) -> np.ndarray:
-        c = np.cumsum(np.cumsum(np.pad(a, ((1, 0), (1, 0))), 0), 1)
-        return c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]
+    def box_sum(a: np.ndarray) -> np.ndarray:  # Python-int sums over every window
+        return np.lib.stride_tricks.sliding_window_view(a, (w, w)).sum(axis=(-2, -1))
 
     s2, s4 = box_sum(padded**2), box_sum(padded**4)  # exact Python integers
-    exact_var = np.array(s4 * w**2 - s2**2, dtype=float) / w**4
+    exact_var = np.frompyfunc(float, 1, 1)(s4 * w**2 - s2**2).astype(float) / w**4
     m2, m4 = _core.box_moments(m.astype(np.float32), [w, w], True)
     background = truth == 0
     rel = np.abs((m4 - m2**2) - exact_var)[background] / exact_var[background]
-    assert rel.max() < 1e-3  # measured 1.3e-4
+    assert rel.max() < 1e-6

@@ -33,9 +33,6 @@ enum class Correction {
     moments,
     /// Aja-Fernandez et al. 2008 LMMSE: A^2 = <M^2> - 2 N sigma^2 + K (M^2 - <M^2>),
     /// K = 1 - 4 sigma^2 (<M^2> - N sigma^2) / (<M^4> - <M^2>^2), clamped to [0, 1].
-    /// Limit: the running sums of M^4 drift by rounding after very bright voxels; the local
-    /// variance stays within 2e-4 of exact at A/sigma = 800 (16-bit data), but degrades
-    /// as (A/sigma)^4 beyond A/sigma ~ 5000.
     lmmse,
 };
 
