@@ -1112,7 +1112,7 @@ def clean_and_write_stack(
         png = qc_png(stack.magnitude(), result.corrected, mask, result.derivation.sigma, coils=options.get("coils", 1))
     flags = [True] * len(targets) if write is None else list(write)
     outputs = [write_dataset(ds, t, protected=protected) for ds, t, w in zip(datasets, targets, flags) if w]
-    if png is not None:
+    if qc is not None and png is not None:
         atomic_write(qc, lambda fh: fh.write(png))
     return StackReport(list(stack.paths), outputs, result)
 

@@ -10,7 +10,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -340,6 +340,34 @@ def _sigma_argument(sigma: float | SigmaEstimate | npt.ArrayLike, shape: tuple[i
             f"a sigma array of shape {arr.shape} does not broadcast to the image shape {shape}: "
             "give one value per volume (last axis) or one per voxel"
         ) from None
+
+
+@overload
+def correct(
+    image: npt.ArrayLike,
+    sigma: float | SigmaEstimate | npt.ArrayLike,
+    f_size: int | Sequence[int] = 10,
+    method: CorrectionMethod = "moments",
+    coils: int = 1,
+    *,
+    mask: npt.ArrayLike | None = None,
+    num_threads: int | None = None,
+    return_report: Literal[False] = False,
+) -> np.ndarray: ...
+
+
+@overload
+def correct(
+    image: npt.ArrayLike,
+    sigma: float | SigmaEstimate | npt.ArrayLike,
+    f_size: int | Sequence[int] = 10,
+    method: CorrectionMethod = "moments",
+    coils: int = 1,
+    *,
+    mask: npt.ArrayLike | None = None,
+    num_threads: int | None = None,
+    return_report: Literal[True],
+) -> tuple[np.ndarray, Any]: ...
 
 
 def correct(
