@@ -175,3 +175,59 @@ def test_skip_existing_finishes_an_interrupted_folder_run(tmp_path, series):
     assert all(p.read_bytes() == data for p, data in kept.items())
     series_uids = {pydicom.dcmread(p).SeriesInstanceUID for p in outputs}
     assert len(series_uids) == 1  # the finished file joins the series already written
+
+
+def test_a_folder_with_both_nifti_and_dicom_is_refused(tmp_path, series):
+    pytest.importorskip("nibabel")
+    import nibabel as nib
+
+    folder, _ = series
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 2), np.float32), np.eye(4)), folder / "converted.nii")
+    for command in (["clean", str(folder), "-o", str(tmp_path / "out"), "--roi", "0:8,0:8"],
+                    ["sigma", str(folder), "--roi", "0:8,0:8"]):
+        code, _, err = run(*command)
+        assert code == 2
+        assert_one_line_error(err)
+        assert "both NIfTI and DICOM" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_qc_on_an_input_is_refused_with_workers_too(tmp_path):
+    pytest.importorskip("distributed")
+    source = tmp_path / "a.dcm"
+    source.write_bytes(Path(get_testdata_file("MR_small.dcm")).read_bytes())
+    before = source.read_bytes()
+    code, _, err = run("clean", str(source), "-o", str(tmp_path / "out.dcm"), "--roi", "0:10,0:10",
+                       "--qc", str(source), "--workers", "1")
+    assert code == 2
+    assert_one_line_error(err)
+    assert source.read_bytes() == before and not (tmp_path / "out.dcm").exists()
+
+
+def _nifti_file(path: Path, rng) -> Path:
+    import nibabel as nib
+
+    data = np.hypot(rng.normal(0, 5, (20, 20, 3)) + 40, rng.normal(0, 5, (20, 20, 3))).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    return path
+
+
+def test_nifti_qc_on_the_input_is_refused_and_nothing_is_written(tmp_path, rng):
+    pytest.importorskip("nibabel")
+    source = _nifti_file(tmp_path / "a.nii", rng)
+    before = source.read_bytes()
+    code, _, err = run("clean", str(source), "-o", str(tmp_path / "b.nii"), "--roi", "0:6,0:6", "--qc", str(source))
+    assert code == 2
+    assert_one_line_error(err)
+    assert source.read_bytes() == before and not (tmp_path / "b.nii").exists()
+
+
+def test_nifti_qc_that_cannot_be_written_leaves_no_output(tmp_path, rng):
+    pytest.importorskip("nibabel")
+    source = _nifti_file(tmp_path / "a.nii", rng)
+    (tmp_path / "blocker").write_text("a file where the QC folder should be")
+    code, _, err = run("clean", str(source), "-o", str(tmp_path / "b.nii"), "--roi", "0:6,0:6",
+                       "--qc", str(tmp_path / "blocker" / "qc.png"))
+    assert code == 2
+    assert_one_line_error(err)
+    assert not (tmp_path / "b.nii").exists()

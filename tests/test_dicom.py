@@ -472,3 +472,25 @@ def test_output_folder_inside_the_input_is_not_read_back(tmp_path, rng):
     first = clean_source(tmp_path, tmp_path / "clean", sigma=10.0)
     second = clean_source(tmp_path, tmp_path / "clean", sigma=10.0)
     assert len(first.written) == len(second.written) == 2
+
+
+def test_repeated_acquisitions_and_echo_time_spellings_split_and_merge_correctly(tmp_path, rng):
+    from pydicom.uid import generate_uid
+
+    from mri_noiselab.dicom import read_source
+
+    stored = np.rint(phantom_volume(3, 32, 10.0, rng)[1]).astype(np.uint16)
+    same = {"SeriesInstanceUID": generate_uid(), "StudyInstanceUID": generate_uid(), "FrameOfReferenceUID": generate_uid()}
+    # Two acquisitions at the same positions in one series, echo time spelled two ways.
+    write_series(tmp_path / "s", stored, names=["a1.dcm", "a2.dcm", "a3.dcm"], AcquisitionNumber=1, EchoTime="15", **same)
+    write_series(tmp_path / "s", stored + 1000, names=["b1.dcm", "b2.dcm", "b3.dcm"], AcquisitionNumber=2,
+                 EchoTime="15.0", **same)
+    scan = read_source(tmp_path / "s")
+    assert len(scan.stacks) == 2
+    for stack in scan.stacks:
+        assert np.all(stack.stored < 1000) or np.all(stack.stored >= 1000)  # never interleaved
+    one = write_series(tmp_path / "t", stored, EchoTime="15", **{**same, "SeriesInstanceUID": generate_uid()})
+    ds = pydicom.dcmread(one[1])
+    ds.EchoTime = "15.0"
+    ds.save_as(one[1])
+    assert len(read_source(tmp_path / "t").stacks) == 1

@@ -48,6 +48,28 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name the same file (links included); False if either is missing."""
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` through a temporary file in the same folder, then rename it into place.
 
@@ -91,6 +113,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
             os.fsync(fh.fileno())
         os.chmod(tmp_name, _FILE_MODE)
         os.replace(tmp_name, target)
+        _sync_folder(target.parent)
     except BaseException:
         try:
             os.unlink(tmp_name)

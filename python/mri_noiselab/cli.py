@@ -298,7 +298,26 @@ def _is_nifti_source(source: str) -> bool:
     from mri_noiselab.nifti import is_nifti_path, nifti_files
 
     path = Path(source)
-    return bool(nifti_files(path)) if path.is_dir() else is_nifti_path(path)
+    if not path.is_dir():
+        return is_nifti_path(path)
+    if not nifti_files(path):
+        return False
+    # dcm2niix writes its NIfTI next to the DICOMs: a run must not silently skip either kind.
+    dicoms = [p for p in path.rglob("*") if p.is_file() and not is_nifti_path(p) and _has_dicom_preamble(p)]
+    if dicoms:
+        raise _UsageError(
+            f"{path} holds both NIfTI and DICOM files (e.g. {dicoms[0].name}): give one kind per run, "
+            "for example by moving the NIfTI files to their own folder"
+        )
+    return True
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def _clean_nifti(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

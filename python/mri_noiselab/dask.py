@@ -26,12 +26,13 @@ from pydicom.uid import generate_uid
 
 from mri_noiselab.dicom import (
     BatchReport,
-    DicomError,
     DicomStack,
     Failure,
     StackReport,
+    check_targets,
     clean_and_write_stack,
     output_paths,
+    qc_paths,
     read_file,
     read_source,
 )
@@ -327,10 +328,14 @@ class BatchOutcome(Generic[T, R]):
         The items that succeeded, in input order.
     failures : list of Failure
         One per path of each item that failed, with the error message.
+    errors : list of BaseException
+        The exception of each item that failed, in input order, so that a caller
+        whose every item failed can raise the first one itself.
     """
 
     results: list[tuple[T, R]]
     failures: list[Failure]
+    errors: list[BaseException]
 
 
 def _paths(item: object) -> list[Path]:
@@ -402,12 +407,14 @@ def run_batch(
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     done: dict[int, R] = {}
     failures: dict[int, list[Failure]] = {}
+    errors: dict[int, BaseException] = {}
 
     def record(index: int, error: BaseException | None, result: Any = None) -> None:
         if error is None:
             done[index] = result
         else:
             failures[index] = [Failure(p, str(error)) for p in paths_of(items[index])]
+            errors[index] = error
         if on_done is not None:
             on_done(items[index])
 
@@ -424,6 +431,7 @@ def run_batch(
     return BatchOutcome(
         [(items[i], done[i]) for i in sorted(done)],
         [f for i in sorted(failures) for f in failures[i]],
+        [errors[i] for i in sorted(errors)],
     )
 
 
@@ -528,6 +536,8 @@ def clean_dicom_source(
     scan = read_source(src, exclude=dst if src.is_dir() else None)
     inputs = [p for s in scan.stacks for p in s.paths]
     mapping = output_paths(src, destination, inputs)
+    figures = qc_paths(qc, len(scan.stacks))
+    check_targets(list(mapping.values()), figures, inputs)  # before any worker writes anything
     if on_start is not None:
         on_start(len(inputs))
     # Outputs of one source series share one new series UID, so they are drawn here, not by the workers.
@@ -535,12 +545,8 @@ def clean_dicom_source(
     jobs = []
     for index, stack in enumerate(scan.stacks):
         uid = new_uids.setdefault(stack.series_uid, generate_uid(prefix=uid_prefix))
-        qc_path = None
-        if qc is not None:
-            qc_path = Path(qc)
-            if len(scan.stacks) > 1:
-                qc_path = qc_path.with_name(f"{qc_path.stem}_{index + 1}{qc_path.suffix}")
-        jobs.append(_StackJob(list(stack.paths), [mapping[p] for p in stack.paths], uid, qc_path))
+        figure = figures[index] if figures else None
+        jobs.append(_StackJob(list(stack.paths), [mapping[p] for p in stack.paths], uid, figure))
     task = functools.partial(
         _clean_stack_job, background=background, protected=inputs, uid_prefix=uid_prefix,
         options={"sigma": sigma, "estimator": estimator, "method": method, "f_size": f_size,
@@ -559,7 +565,7 @@ def clean_dicom_source(
         return BatchReport([report], list(scan.failures))
     outcome = run_batch(task, jobs, workers=workers, scheduler=scheduler, on_done=done)
     if not outcome.results:
-        raise DicomError(f"{src}: every stack failed; first: {outcome.failures[0].message}")
+        raise outcome.errors[0]  # as clean_source does: the CLI then gives its usual one-line error
     return BatchReport([r for _, r in outcome.results], list(scan.failures) + outcome.failures)
 
 

@@ -35,7 +35,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from mri_noiselab._atomic import atomic_write, check_writable
+from mri_noiselab._atomic import atomic_write, check_writable, same_file
 from mri_noiselab._kernels import _core
 from mri_noiselab.noise import NoBackgroundError, SigmaEstimate, correct, estimate_sigma, window_sizes
 
@@ -55,7 +55,12 @@ _SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation
 _MODIFYING_EQUIPMENT = ("109103", "DCM", "Modifying Equipment")
 
 # Attributes whose different values split one series into stacks that are sorted separately.
-_SPLIT_KEYWORDS = ("EchoNumbers", "EchoTime", "ImageType", "TemporalPositionIdentifier", "DiffusionBValue")
+# What separates the stacks of one series: echoes, repeated acquisitions, time points,
+# inversion times, diffusion weightings. Numbers compare as numbers ("15" == "15.0").
+_SPLIT_KEYWORDS = (
+    "EchoNumbers", "EchoTime", "ImageType", "AcquisitionNumber", "TemporalPositionIdentifier", "TriggerTime",
+    "InversionTime", "DiffusionBValue", "DiffusionGradientOrientation",
+)
 _NOT_MAGNITUDE = {"P", "PHASE", "PHASE MAP", "PHASE_MAP", "REAL", "IMAGINARY"}
 # Decoded output of these is never the original: the derived image must say it was lossy compressed.
 _ALWAYS_LOSSY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless}
@@ -352,11 +357,24 @@ def read_file(path: str | os.PathLike[str]) -> DicomStack:
     return _stack_from_dataset(_read_dataset(p), p)
 
 
+def _key_value(value: Any) -> Any:
+    """A hashable, comparable form of an attribute value: numbers as rounded floats."""
+    if value is None:
+        return None
+    items = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    out = []
+    for item in items:
+        try:
+            out.append(round(float(item), 6))
+        except (TypeError, ValueError):
+            out.append(str(item))
+    return tuple(out)
+
+
 def _split_key(ds: Dataset) -> tuple[Any, ...]:
     key: list[Any] = [str(ds.get("SeriesInstanceUID", ""))]
     for keyword in _SPLIT_KEYWORDS:
-        value = ds.get(keyword)
-        key.append(str(value) if value is not None else None)
+        key.append(_key_value(ds.get(keyword)))
     iop = ds.get("ImageOrientationPatient")
     key.append(tuple(np.round(np.asarray(iop, dtype=float), 3)) if iop is not None and len(iop) == 6 else None)
     return tuple(key)
@@ -711,6 +729,10 @@ def _window(ds_or_item: Dataset, lo: float, hi: float) -> None:
     ds_or_item.WindowWidth = f"{max(hi - lo + 1, 1):.6g}"
     if "WindowCenterWidthExplanation" in ds_or_item:
         ds_or_item.WindowCenterWidthExplanation = "full range after noise bias correction"
+    # A VOI LUT or a non-linear VOI function would override this window and no longer fit the data.
+    for keyword in ("VOILUTSequence", "VOILUTFunction"):
+        if keyword in ds_or_item:
+            delattr(ds_or_item, keyword)
 
 
 @_hide_values
@@ -941,20 +963,13 @@ def write_dataset(ds: FileDataset, path: str | os.PathLike[str], *, protected: S
         If pydicom cannot encode ``ds`` (a value that does not fit its VR).
     """
     target = Path(path)
-    if target.exists() and any(_same_file(target, p) for p in protected):
+    if target.exists() and any(same_file(target, p) for p in protected):
         raise OSError(f"refusing to overwrite the input file {target}")
     try:
         data = encode_dataset(ds)
     except Exception as e:  # pydicom raises many types for values it cannot encode
         raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({_first_line(e)})") from None
     return atomic_write(target, lambda fh: fh.write(data))
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- batch
@@ -994,7 +1009,7 @@ def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[
         mapping = {p: dst for p in inputs}
     resolved_inputs = {p.resolve() for p in inputs}
     for p, out in mapping.items():
-        if out.resolve() in resolved_inputs or (out.exists() and any(_same_file(out, q) for q in inputs)):
+        if out.resolve() in resolved_inputs or (out.exists() and any(same_file(out, q) for q in inputs)):
             raise ValueError(f"the output {out} is an input file: choose another output (inputs are never overwritten)")
     return mapping
 
@@ -1185,8 +1200,8 @@ def clean_source(
     scan = read_source(src, exclude=dst if src.is_dir() else None)
     inputs = [p for s in scan.stacks for p in s.paths]
     mapping = output_paths(src, destination, inputs)
-    qc_paths = _qc_paths(qc, len(scan.stacks))
-    _check_targets(list(mapping.values()), qc_paths, inputs)
+    figures = qc_paths(qc, len(scan.stacks))
+    check_targets(list(mapping.values()), figures, inputs)
     if on_start is not None:
         on_start(len(inputs))
     failures = list(scan.failures)
@@ -1209,7 +1224,7 @@ def clean_source(
             uid = new_uids.setdefault(stack.series_uid, generate_uid(prefix=uid_prefix))
             report = clean_and_write_stack(
                 stack, targets, series_uid=uid, write=todo, background=background, protected=inputs,
-                uid_prefix=uid_prefix, qc=qc_paths[index] if qc_paths else None, sigma=sigma,
+                uid_prefix=uid_prefix, qc=figures[index] if figures else None, sigma=sigma,
                 estimator=estimator, method=method, f_size=f_size, coils=coils, num_threads=num_threads,
             )
             skipped.extend(t for t, w in zip(targets, todo) if not w)
@@ -1230,7 +1245,8 @@ def clean_source(
     return BatchReport(reports, failures, skipped)
 
 
-def _qc_paths(qc: str | os.PathLike[str] | None, stacks: int) -> list[Path]:
+def qc_paths(qc: str | os.PathLike[str] | None, stacks: int) -> list[Path]:
+    """The QC figure of each stack: ``qc`` itself for one stack, else ``<stem>_<n><suffix>``."""
     if qc is None:
         return []
     path = Path(qc)
@@ -1239,16 +1255,17 @@ def _qc_paths(qc: str | os.PathLike[str] | None, stacks: int) -> list[Path]:
     return [path.with_name(f"{path.stem}_{i + 1}{path.suffix}") for i in range(stacks)]
 
 
-def _check_targets(outputs: Sequence[Path], qc_paths: Sequence[Path], inputs: Sequence[Path]) -> None:
-    """Refuse, before anything is written, outputs that would replace an input or cannot be written."""
+def check_targets(outputs: Sequence[Path], figures: Sequence[Path], inputs: Sequence[Path]) -> None:
+    """Refuse, before anything is written, outputs (and QC figures) that would replace an input
+    or cannot be written."""
     resolved_inputs = {p.resolve() for p in inputs}
     resolved_outputs = {p.resolve() for p in outputs}
-    for path in qc_paths:
-        if path.resolve() in resolved_inputs or (path.exists() and any(_same_file(path, q) for q in inputs)):
+    for path in figures:
+        if path.resolve() in resolved_inputs or (path.exists() and any(same_file(path, q) for q in inputs)):
             raise ValueError(f"the QC figure {path} is an input file: choose another name (inputs are never overwritten)")
         if path.resolve() in resolved_outputs:
             raise ValueError(f"the QC figure {path} is also a DICOM output: choose another name")
-    for path in [*outputs, *qc_paths]:
+    for path in [*outputs, *figures]:
         check_writable(path)
 
 
@@ -1496,7 +1513,9 @@ def run_example(
 
 
 __all__ = [
+    "check_targets",
     "clean_and_write_stack",
+    "qc_paths",
     "BatchReport",
     "CleanResult",
     "DecoderMissingError",

@@ -20,9 +20,9 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from mri_noiselab._atomic import atomic_write
+from mri_noiselab._atomic import atomic_write, same_file
 from mri_noiselab._kernels import _core
-from mri_noiselab.dicom import PACKAGE, Failure, output_paths
+from mri_noiselab.dicom import PACKAGE, Failure, check_targets, output_paths
 from mri_noiselab.noise import SIGMA_METHODS, SigmaEstimate, correct, estimate_sigma, window_sizes
 from mri_noiselab.roi import Roi, roi_mask
 
@@ -352,7 +352,7 @@ def write_nifti(
     target = Path(path)
     if not is_nifti_path(target):
         raise ValueError(f"{target}: the output name must end with .nii or .nii.gz")
-    if target.exists() and _same_file(target, volume.path):
+    if target.exists() and same_file(target, volume.path):
         raise OSError(f"refusing to overwrite the input file {target}")
     stored = np.asarray(stored)
     if stored.shape != volume.shape or stored.dtype != volume.stored.dtype:
@@ -383,13 +383,6 @@ def write_nifti(
 def _to_stream(nib: Any, image: Any, fh: Any) -> None:
     holder = nib.fileholders.FileHolder(fileobj=fh)
     image.to_file_map({"image": holder, "header": holder})
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def volume_sigma(
@@ -445,15 +438,14 @@ def volume_sigma(
     return [_estimate(magnitude, mask, estimator, coils)]
 
 
-def _save_qc(
-    path: str | os.PathLike[str],
+def _qc_png(
     magnitude: np.ndarray,
     corrected: np.ndarray,
     estimates: list[SigmaEstimate],
     sigma: float | np.ndarray,
     coils: int,
-) -> None:
-    from mri_noiselab.qc import save_qc
+) -> bytes:
+    from mri_noiselab.qc import qc_png
 
     def slices(a: np.ndarray) -> np.ndarray:
         # The QC figure shows (slices, rows, cols) stacks: one volume, z first.
@@ -463,7 +455,7 @@ def _save_qc(
     first = estimates[0] if estimates else None
     mask = first.mask if first is not None else None
     s = float(np.atleast_1d(sigma)[0])
-    save_qc(path, slices(magnitude), slices(corrected), None if mask is None else slices(mask), s, coils=coils)
+    return qc_png(slices(magnitude), slices(corrected), None if mask is None else slices(mask), s, coils=coils)
 
 
 def clean_nifti(
@@ -523,7 +515,7 @@ def clean_nifti(
     src, dst = Path(source), Path(destination)
     if not is_nifti_path(dst):
         raise ValueError(f"{dst}: the output name must end with .nii or .nii.gz")
-    if dst.exists() and _same_file(dst, src):
+    if dst.exists() and same_file(dst, src):
         raise ValueError(f"the output {dst} is the input file: choose another output (inputs are never overwritten)")
     volume = read_nifti(src)
     window = nifti_window(f_size, volume.shape, volume.slice_axis)
@@ -546,9 +538,13 @@ def clean_nifti(
         value = np.array([e.sigma for e in estimates]) if per_volume else estimates[0].sigma
     corrected = correct(magnitude, value, f_size=window, method=method, coils=coils, num_threads=num_threads)  # type: ignore[arg-type]
     text = describe(method, value, window, coils)
+    # Everything that can fail comes before the first write: the figure is drawn and every
+    # target checked (a QC path may not be the input or the output), so a failure leaves nothing.
+    png = _qc_png(magnitude, corrected, estimates, value, coils) if qc is not None else None
+    check_targets([dst], [Path(qc)] if qc is not None else [], [src])
     write_nifti(volume, volume.to_stored(corrected), dst, text)
-    if qc is not None:
-        _save_qc(qc, magnitude, corrected, estimates, value, coils)
+    if qc is not None and png is not None:
+        atomic_write(qc, lambda fh: fh.write(png))
     notes = [f"volume {t}: {w}" if len(estimates) > 1 else w for t, e in enumerate(estimates) for w in e.warnings]
     return NiftiResult(src, dst, value, estimates, window, method, coils, text, notes)
 
@@ -640,7 +636,7 @@ def clean_nifti_source(
         on_done=on_file,
     )
     if not outcome.results:
-        raise NiftiError(f"{src}: every NIfTI file failed; first: {outcome.failures[0].message}")
+        raise outcome.errors[0]
     return NiftiBatchReport([r for _, r in outcome.results], outcome.failures)
 
 
