@@ -1,5 +1,6 @@
 // The pybind11 module mri_noiselab._core: converts numpy arrays to noiselab views
-// (no copies; strides honoured) and releases the GIL around every kernel.
+// (no copies; strides honoured) and releases the GIL around every kernel. The same file
+// is also built for x86-64-v3 (AVX2, FMA) as _core_v3; mri_noiselab._kernels picks one.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -110,10 +111,22 @@ nl::SigmaMethod sigma_method(const std::string& name) {
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+#ifndef NOISELAB_MODULE
+#define NOISELAB_MODULE _core
+#endif
+
+PYBIND11_MODULE(NOISELAB_MODULE, m) {
     m.doc() = "Compiled kernels of mri-noiselab (see the noiselab C++ headers).";
     m.attr("__version__") = NOISELAB_VERSION;
     m.def("has_openmp", &nl::has_openmp);
+    m.def("cpu_has_x86_64_v3", [] {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("x86-64-v3") != 0;
+#else
+        return false;
+#endif
+    });
     m.def("default_threads", &nl::default_threads);
     m.def("chi_beta", &nl::chi_beta, py::arg("coils"));
     m.def("chi_std_factor", &nl::chi_std_factor, py::arg("coils"));
@@ -131,7 +144,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("x"), py::arg("window"), py::arg("fourth") = false, py::arg("mask") = py::none(),
         py::arg("threads") = 0);
 
-    py::class_<nl::CorrectionReport>(m, "CorrectionReport")
+    // module_local: _core and _core_v3 register the same C++ types and may both be loaded.
+    py::class_<nl::CorrectionReport>(m, "CorrectionReport", py::module_local())
         .def_readonly("n", &nl::CorrectionReport::n)
         .def_readonly("nonfinite", &nl::CorrectionReport::nonfinite)
         .def_readonly("negative", &nl::CorrectionReport::negative)
@@ -161,7 +175,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("x"), py::arg("sigma"), py::arg("window"), py::arg("method") = "moments", py::arg("coils") = 1,
         py::arg("mask") = py::none(), py::arg("sigma_map") = py::none(), py::arg("threads") = 0);
 
-    py::class_<nl::SampleStats>(m, "SampleStats")
+    py::class_<nl::SampleStats>(m, "SampleStats", py::module_local())
         .def_readonly("n", &nl::SampleStats::n)
         .def_readonly("zeros_excluded", &nl::SampleStats::zeros_excluded)
         .def_readonly("nonfinite", &nl::SampleStats::nonfinite)
