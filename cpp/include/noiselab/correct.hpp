@@ -19,9 +19,11 @@
 #define NOISELAB_SIMD_REDUCE \
     _Pragma("omp simd reduction(+ : n, nonfinite, negative, zeros) reduction(min : lo) reduction(max : hi)")
 #define NOISELAB_SIMD_CLAMP _Pragma("omp simd reduction(+ : clamped)")
+#define NOISELAB_SIMD_COUNT_MAX _Pragma("omp simd reduction(+ : clamped) reduction(max : highest)")
 #else
 #define NOISELAB_SIMD_REDUCE
 #define NOISELAB_SIMD_CLAMP
+#define NOISELAB_SIMD_COUNT_MAX
 #endif
 
 namespace noiselab {
@@ -89,30 +91,18 @@ inline T root(double q, bool wide) {
 
 // The common case (no mask, one sigma, moments, unit stride) on its own, written so that
 // GCC vectorises it. A select before sqrt becomes a branch, while 0.5 (a + |a|) = max(a, 0)
-// exactly does not. The clamp count uses eight double lanes: GCC 12 vectorises that on
-// SSE2 (an integer count of double compares it does not), and four vector accumulators
-// hide the add latency; exact below 2^53. The row maximum picks the root's precision.
+// exactly does not. The clamp count is kept in double: GCC 12 vectorises that reduction
+// (an integer count of double compares it does not). The row maximum picks the root's
+// precision.
 template <class T>
 std::size_t moments_row(const double* __restrict sums, T* __restrict dst, std::size_t nx, double inv,
                         double bias) {
-    constexpr std::size_t lanes = 8;
-    double count[lanes] = {}, top[lanes] = {};
-    std::size_t x = 0;
-    for (; x + lanes <= nx; x += lanes)
-        for (std::size_t k = 0; k < lanes; ++k) {
-            const double m2 = sums[x + k] * inv;
-            count[k] += m2 < bias ? 1.0 : 0.0;  // A^2 < 0 exactly when <M^2> < bias
-            top[k] = m2 > top[k] ? m2 : top[k];
-        }
-    for (; x < nx; ++x) {
+    double clamped = 0.0, highest = 0.0;  // counts of 0/1 in double are exact below 2^53
+    NOISELAB_SIMD_COUNT_MAX
+    for (std::size_t x = 0; x < nx; ++x) {
         const double m2 = sums[x] * inv;
-        count[0] += m2 < bias ? 1.0 : 0.0;
-        top[0] = m2 > top[0] ? m2 : top[0];
-    }
-    double clamped = 0.0, highest = 0.0;
-    for (std::size_t k = 0; k < lanes; ++k) {
-        clamped += count[k];
-        highest = std::max(highest, top[k]);
+        clamped += m2 < bias ? 1.0 : 0.0;  // A^2 < 0 exactly when <M^2> < bias
+        highest = m2 > highest ? m2 : highest;
     }
     const bool wide = !(highest - bias <= static_cast<double>(std::numeric_limits<float>::max()));
     if (wide) {
