@@ -17,7 +17,7 @@
 // Asks for a vectorised loop with these reductions where OpenMP (or -fopenmp-simd) is on.
 #if defined(_OPENMP)
 #define NOISELAB_SIMD_REDUCE \
-    _Pragma("omp simd reduction(+ : n, nonfinite, negative, zeros) reduction(min : lo) reduction(max : hi)")
+    _Pragma("omp simd reduction(+ : cn, cf, cneg, cz) reduction(min : lo) reduction(max : hi)")
 #define NOISELAB_SIMD_CLAMP _Pragma("omp simd reduction(+ : clamped)")
 #define NOISELAB_SIMD_COUNT_MAX _Pragma("omp simd reduction(+ : clamped) reduction(max : highest)")
 #else
@@ -153,20 +153,31 @@ struct CorrectSink {
         const std::ptrdiff_t mx = Unit ? 1 : (Masked ? mask.xstride() : 0);
         const std::ptrdiff_t gx = Unit ? 1 : (Map ? sigma_map.xstride() : 0);
 
-        // Validation, in the input type: a separate simple loop vectorises well.
+        // Validation, in the input type: a separate simple loop vectorises well. Counters
+        // as wide as T's lanes avoid widening every compare mask; chunks keep them exact.
+        using Count = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+        constexpr std::size_t chunk = std::size_t{1} << 30;
         std::size_t n = 0, nonfinite = 0, negative = 0, zeros = 0, clamped = 0;
         T lo = static_cast<T>(st.min), hi = static_cast<T>(st.max);
-        NOISELAB_SIMD_REDUCE
-        for (std::size_t x = 0; x < nx; ++x) {
-            const auto xi = static_cast<std::ptrdiff_t>(x);
-            const T v = src[xi * sx];
-            const bool inside = Masked ? mk[xi * mx] != 0 : true;
-            n += inside;
-            nonfinite += inside & !(v - v == T(0));  // NaN and inf both fail
-            negative += inside & (v < T(0));
-            zeros += inside & (v == T(0));
-            lo = inside & (v < lo) ? v : lo;
-            hi = inside & (v > hi) ? v : hi;
+        for (std::size_t x0 = 0; x0 < nx; x0 += chunk) {
+            const std::size_t x1 = std::min(nx, x0 + chunk);
+            Count cn = 0, cf = 0, cneg = 0, cz = 0;
+            NOISELAB_SIMD_REDUCE
+            for (std::size_t x = x0; x < x1; ++x) {
+                const auto xi = static_cast<std::ptrdiff_t>(x);
+                const T v = src[xi * sx];
+                const bool inside = Masked ? mk[xi * mx] != 0 : true;
+                cn += inside;
+                cf += inside & !(v - v == T(0));  // NaN and inf both fail
+                cneg += inside & (v < T(0));
+                cz += inside & (v == T(0));
+                lo = inside & (v < lo) ? v : lo;
+                hi = inside & (v > hi) ? v : hi;
+            }
+            n += cn;
+            nonfinite += cf;
+            negative += cneg;
+            zeros += cz;
         }
 
         // Branch-free so that it vectorises: voxels outside the mask are computed
