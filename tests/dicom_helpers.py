@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, EnhancedMRImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import EnhancedMRImageStorage, generate_uid
 
-from mri_noiselab.dicom import synthetic_mr_image, write_dataset
+from mri_noiselab.dicom import file_dataset, synthetic_mr_image, write_dataset
 
 needs_dicom3tools = pytest.mark.skipif(
     shutil.which("dciodvfy") is None or shutil.which("dcentvfy") is None,
@@ -136,12 +136,7 @@ def enhanced_mr(stored: np.ndarray, *, frame_type: tuple[str, ...] = ("ORIGINAL"
     ds.PixelData = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
     ds["PixelData"].VR = "OW"
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    return FileDataset(None, ds, file_meta=meta, preamble=b"\0" * 128)
+    return file_dataset(ds)
 
 
 def dciodvfy_errors(path: Path) -> set[str]:

@@ -1384,12 +1384,15 @@ def synthetic_mr_image(pixels: np.ndarray, **attributes: Any) -> FileDataset:
     slope = float(ds.get("RescaleSlope", 1))
     intercept = float(ds.get("RescaleIntercept", 0))
     lo, hi = int(arr.min()) * slope + intercept, int(arr.max()) * slope + intercept
-    ds.WindowCenter = f"{(lo + hi + 1) / 2:.6g}"
-    ds.WindowWidth = f"{max(hi - lo + 1, 1):.6g}"
+    _window(ds, lo, hi)
     ds.LossyImageCompression = "00"
     ds.PixelData = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
     ds["PixelData"].VR = "OB" if arr.dtype.itemsize == 1 else "OW"
+    return file_dataset(ds)
 
+
+def file_dataset(ds: Dataset) -> FileDataset:
+    """``ds`` with the file meta of an Explicit VR Little Endian Part 10 file, ready to write."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -1514,6 +1517,7 @@ def run_example(
 
 __all__ = [
     "check_targets",
+    "file_dataset",
     "clean_and_write_stack",
     "qc_paths",
     "BatchReport",
