@@ -121,6 +121,9 @@ class DicomStack:
     stored: np.ndarray
     slope: np.ndarray
     intercept: np.ndarray
+    # magnitude() is needed by the background, σ, the correction and the QC figure of
+    # one stack: computed once, read-only so that no caller can change the others' copy.
+    _magnitude: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_multiframe(self) -> bool:
@@ -148,7 +151,8 @@ class DicomStack:
         Returns
         -------
         numpy.ndarray
-            ``(stored * slope + intercept) / slope[0]``, shape ``(slices, rows, cols)``.
+            ``(stored * slope + intercept) / slope[0]``, shape ``(slices, rows, cols)``,
+            read-only (computed once per stack).
 
         Notes
         -----
@@ -159,9 +163,12 @@ class DicomStack:
         with different slopes are brought to the first slice's scale so that
         one σ holds for the whole stack.
         """
-        scale = (self.slope / self._reference_slope)[:, None, None]
-        offset = (self.intercept / self._reference_slope)[:, None, None]
-        return self.stored.astype(np.float64) * scale + offset
+        if self._magnitude is None:
+            scale = (self.slope / self._reference_slope)[:, None, None]
+            offset = (self.intercept / self._reference_slope)[:, None, None]
+            self._magnitude = self.stored.astype(np.float64) * scale + offset
+            self._magnitude.flags.writeable = False
+        return self._magnitude
 
     def to_stored(self, magnitude: np.ndarray) -> np.ndarray:
         """Convert a magnitude in the domain of :meth:`magnitude` back to stored values.
