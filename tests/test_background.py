@@ -152,7 +152,7 @@ def test_auto_background_respects_the_user_mask_and_volumes(rng: np.random.Gener
         (np.zeros((30, 30)), {}, "no non-zero voxels"),
         (np.array([[1.0, np.nan], [1.0, 1.0]]), {}, "NaN or infinite"),
         (-np.ones((10, 10)), {}, "negative"),
-        (np.full((60, 60), 50.0) + np.arange(60), {}, "found only"),
+        (np.full((60, 60), 50.0) + np.arange(60), {}, "not noise"),
         (np.ones((3, 3)), {"mask": np.ones((2, 2), bool)}, "mask shape"),
         (np.ones((2,) * 5), {}, "1 to 4 dimensions"),
     ],

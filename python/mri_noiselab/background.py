@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Sequence
 
 import numpy as np
@@ -421,7 +421,9 @@ def _noise_mode(local: np.ndarray, k: float) -> float:
     sd = 1.0 / math.sqrt(k)
     width = sd / 3.0
     lo, hi = float(y.min()), float(y.max())
-    nbins = max(int((hi - lo) / width) + 1, 1)
+    nbins = int((hi - lo) / width) + 1
+    if nbins < 8:  # (nearly) one value: no spread to find a mode in, and the smoothing needs bins
+        return float(math.exp(0.5 * (lo + hi)))
     counts, edges = np.histogram(y, bins=nbins, range=(lo, lo + nbins * width))
     kernel = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
     smooth = np.convolve(counts, kernel / kernel.sum(), mode="same")
@@ -442,29 +444,338 @@ def _noise_mode(local: np.ndarray, k: float) -> float:
     return float(math.exp(0.5 * (edges[chosen] + edges[chosen + 1])))
 
 
-def auto_background(
+@dataclass(frozen=True)
+class Background:
+    """The noise-only background found by :func:`find_background`, and what it tells.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray of bool
+        The voxels judged to be pure noise.
+    coils : int
+        The coil count N used: the one given, or the one the background's
+        moments fit (``coils_fitted``).
+    coils_fitted : bool
+        True when ``coils`` was fitted rather than given.
+    sigma : float
+        Maximum-likelihood sigma of the chosen voxels for ``coils`` coils.
+    sigma_range : tuple of float
+        The lowest and highest sigma of the regions of the background (thirds
+        of each image axis) that hold enough voxels; equal to ``(sigma, sigma)``
+        when only one region does.
+    warnings : tuple of str
+        What looks doubtful but was accepted (noise varying across the field of
+        view, a coil count that differs from the one given).
+    """
+
+    mask: np.ndarray = field(repr=False)
+    coils: int
+    coils_fitted: bool
+    sigma: float
+    sigma_range: tuple[float, float]
+    warnings: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        """Number of background voxels."""
+        return int(np.count_nonzero(self.mask))
+
+
+# At least this many voxels: sigma to +-3.5% (N = 1), and room for the shape tests below.
+_MIN_BACKGROUND = 200
+# Fitted coil counts beyond this are a flat signal (a Rician at high SNR has kurtosis ~1
+# like a chi with many degrees of freedom), not noise.
+_MAX_FIT_COILS = 64
+# A background whose regions' sigma differ by more than these factors (and significantly)
+# is non-stationary noise: one sigma is then off by about half the spread somewhere.
+_SPREAD_WARN = 1.1
+_SPREAD_REFUSE = 1.5
+# A small central object leaves its background ~1.4x denser in the border than inside.
+# Only a sparse selection is judged so: a background that fills a fifth of the centre is
+# a real one (an object touching one side of the field of view, or lost in noise).
+_SPARSE = 0.2
+_BORDER_DENSITY = 1.25
+_ASK = "select a region of pure noise (roi=..., --roi) or give sigma (--sigma) from a noise scan"
+
+
+def _moments(v: np.ndarray) -> tuple[float, float, float]:
+    """(mean/std, E[M^4]/E[M^2]^2, E[M^2]) of the sample, scaled first so that M^4 cannot overflow."""
+    scale = float(v.max())
+    u = v / scale
+    u2 = u * u
+    m2 = float(np.mean(u2))
+    mean = float(np.mean(u))
+    std = math.sqrt(max(m2 - mean * mean, 0.0))
+    ratio = mean / std if std > 0 else math.inf
+    return ratio, float(np.mean(u2 * u2)) / (m2 * m2), m2 * scale * scale
+
+
+def _fit_coils(kurtosis: float) -> int:
+    """N from E[M^4]/E[M^2]^2 = (N + 1)/N, the central chi's; 0 when no N in 1..64 fits."""
+    if kurtosis <= 1.0:
+        return 0
+    n = 1.0 / (kurtosis - 1.0)
+    # Below 0.7 the tail is heavier than any noise (a mixture of levels); above the
+    # largest N the sample is flatter than noise.
+    if n < 0.7 or n > _MAX_FIT_COILS + 0.5:
+        return 0
+    return max(1, round(n))
+
+
+def _noise_misfit(values: np.ndarray, coils: int | None) -> tuple[int, float, str | None]:
+    """Is this sample central chi noise? Returns (N, MLE sigma, None) or (N, sigma, why not).
+
+    The kurtosis E[M^4]/E[M^2]^2 = (N+1)/N fits N (unless given); the mean/std must
+    then match the chi value of that N within 10% and 5 standard errors (the model
+    of rounded values for integer data: rounding changes both while sigma is small).
+    Dim tissue mimics the kurtosis of noise with few coils but not its mean/std.
+    """
+    ratio, kurtosis, mean_sq = _moments(values)
+    fitted = _fit_coils(kurtosis)
+    n_coils = coils or max(fitted, 1)
+    sigma = math.sqrt(mean_sq / (2 * n_coils))
+    if fitted == 0:
+        what = "a heavier tail than noise" if kurtosis > 1.0 + 1.0 / 0.7 else "flatter than noise: signal"
+        return n_coils, sigma, (
+            f"the darkest region's values follow no noise distribution for any coil count "
+            f"(E[M^4]/E[M^2]^2 = {kurtosis:.2f}: {what}): the background is zero-filled, filtered or absent"
+        )
+    if coils is not None and abs(fitted - coils) > max(1, 0.25 * coils):
+        return n_coils, sigma, (
+            f"the darkest region's values are not noise with the {coils} coil(s) given (their shape fits "
+            f"{fitted}): give the right coil count (or none, to fit it)"
+        )
+    # Rounding to integers changes the noise's shape only while sigma is a few units.
+    integer = sigma < 50 and bool(np.all(values == np.round(values)))
+    expected, se = _expected_ratio(sigma, n_coils, values.size, integer)
+    if abs(ratio - expected) > 0.1 * expected + 5 * se:
+        return n_coils, sigma, (
+            f"the darkest region's mean/std is {ratio:.2f} where noise with {n_coils} coil(s) gives "
+            f"{expected:.2f}: it is not pure noise (zero filling, filtering or anatomy)"
+        )
+    return n_coils, sigma, None
+
+
+def _select(local: np.ndarray, count: np.ndarray, valid: np.ndarray, mode: float, coils: int) -> np.ndarray:
+    """PIESNO-style test: the window's <M^2> within 3.5 sds of its pure-noise Gamma law."""
+    lo, hi = _gamma_bounds(coils * np.maximum(count, 1.0), _ACCEPT_Z)
+    rel = local / mode
+    return valid & (rel >= lo) & (rel <= hi)
+
+
+def _outer_share(chosen: np.ndarray, axes: Sequence[int]) -> tuple[float, float]:
+    """Densities of chosen voxels in the outer sixth of the image (along ``axes``) and inside it."""
+    band = np.zeros(chosen.shape, dtype=bool)
+    for axis in axes:
+        n = chosen.shape[axis]
+        index = np.arange(n)
+        edge = (index < n / 6) | (index >= n - n / 6)
+        shape = [1] * chosen.ndim
+        shape[axis] = n
+        band |= edge.reshape(shape)
+    inner = ~band
+    outside = float(chosen[band].mean()) if band.any() else 0.0
+    inside = float(chosen[inner].mean()) if inner.any() else 0.0
+    return outside, inside
+
+
+def _region_sigmas(
+    arr: np.ndarray, local: np.ndarray, count: np.ndarray, full: np.ndarray, axes: Sequence[int], coils: int, k: float
+) -> list[tuple[float, int]]:
+    """(MLE sigma, n) of the noise found in each third of the image along ``axes``, each on its own.
+
+    Each region gets its own lowest mode and PIESNO test, so a noise level that
+    drifts across the field of view shows up even where the global test, tied to
+    one level, rejected the noisier part as "signal". A region whose darkest voxels
+    do not fit noise with ``coils`` coils (all anatomy) or hold fewer than 500
+    voxels or a tenth of the region says nothing and is left out.
+    """
+    index = np.nonzero(full)
+    label = np.zeros(index[0].size, dtype=np.int64)
+    for axis in axes:
+        label = label * 3 + (index[axis] * 3) // full.shape[axis]
+    local_f, count_f, values_f = local[full], count[full], arr[full].astype(np.float64)
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(3 ** len(axes) + 1))
+    out = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        if stop - start < 1000:
+            continue
+        part = order[start:stop]
+        mode = _noise_mode(local_f[part], k)
+        lo, hi = _gamma_bounds(coils * np.maximum(count_f[part], 1.0), _ACCEPT_Z)
+        rel = local_f[part] / mode
+        v = values_f[part][(rel >= lo) & (rel <= hi)]
+        # A mode held by a tenth of the region or less is a dim structure (a ventricle),
+        # not the region's background.
+        if v.size < max(500, 0.1 * part.size):
+            continue
+        _, sigma, misfit = _noise_misfit(v, coils)
+        if misfit is None:
+            out.append((sigma, int(v.size)))
+    return out
+
+
+def find_background(
     image: npt.ArrayLike,
-    coils: int = 1,
+    coils: int | None = None,
     *,
     mask: npt.ArrayLike | None = None,
     f_size: int | Sequence[int] = 9,
     num_threads: int | None = None,
-) -> np.ndarray:
-    """Find the noise-only background of a magnitude image automatically.
+) -> Background:
+    """Find the noise-only background of a magnitude image, or say why there is none.
 
     Parameters
     ----------
     image : array_like
         Magnitude image, 1-D to 4-D, finite and non-negative inside ``mask``.
         A 4-D input is (x, y, z, volumes); windows never span volumes.
-    coils : int
-        Receiver coils combined by sum of squares.
+    coils : int, optional
+        Receiver coils combined by sum of squares; fitted from the background
+        when None (sum-of-squares and adaptive-combine data alike).
     mask : array_like of bool, optional
         Voxels the search may use; masked-out voxels are never background.
     f_size : int or tuple of int
-        Window of the local statistics (9 per spatial axis by default). Larger
-        windows tell faint signal from noise better but lose the background
-        within f_size/2 of the anatomy.
+        Window of the local statistics (9 per spatial axis by default).
+    num_threads : int, optional
+        Threads for the kernels.
+
+    Returns
+    -------
+    Background
+        The mask, the coil count, the regional sigma range and warnings.
+
+    Raises
+    ------
+    NoBackgroundError
+        When no region of the image is pure noise, with the reason: fewer than
+        200 candidate voxels (cropped, masked or zero-filled background); values
+        whose shape is no central chi distribution for any coil count (zero
+        filling, filtering, or anatomy: a heavier tail than noise, or a flat
+        signal); a coil count that contradicts the one given; candidates lying
+        inside the image rather than around the object (anatomy); or a noise
+        level that varies by more than 1.5x across the background.
+    ValueError
+        If the image is empty, or has NaN/inf or negative voxels inside the mask.
+
+    Notes
+    -----
+    1. Local means <M^2> over the window, counting only non-zero in-mask voxels,
+       from the C++ box kernel.
+    2. 2 N sigma^2 is the mode of the local <M^2> distribution [1]_, the lowest
+       well-populated one in log space, because signal only raises <M^2> and the
+       anatomy may outnumber the background. The mode does not depend on N.
+    3. A PIESNO-style classification [2]_: a voxel is background when its
+       window's <M^2> / (2 N sigma^2) lies within 3.5 sds of its pure-noise
+       Gamma(N n, 1/(N n)) distribution (n: non-zero voxels in the window;
+       Wilson-Hilferty bounds). Unless given, N is refitted from the chosen
+       voxels' kurtosis E[M^4]/E[M^2]^2 = (N+1)/N and the test repeated.
+    4. Checks, each a reason to refuse rather than to return a wrong sigma: the
+       mean/std of the chosen voxels must match the chi value of the same N
+       (within 10% and 5 standard errors; the rounded model for integer data),
+       sparse voxels (under a fifth of the centre) must be 1.25x as dense in the
+       outer sixth of the image as inside it (noise surrounds the object), and the MLE sigma of each third of the image along every axis
+       of 16 or more voxels must agree within 1.5x (a warning above 1.1x).
+
+    Faint anatomy with A^2 below about 3.5 sqrt(N / n) * 2 sigma^2 cannot be told
+    from noise by any local statistic and biases sigma up by a few percent.
+
+    References
+    ----------
+    .. [1] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Noise estimation in
+       single- and multiple-coil MR data based on statistical models, Magn Reson
+       Imaging 27:1397 (2009).
+    .. [2] C. G. Koay, E. Ozarslan, C. Pierpaoli, Probabilistic identification and
+       estimation of noise (PIESNO), J Magn Reson 199:94 (2009).
+    """
+    given = None if coils is None else _check_coils(coils)
+    threads = _threads(num_threads)
+    arr, valid = _image_and_valid(image, mask, "image", threads)
+    window = window_sizes(f_size, arr.ndim, volumes_last=True)
+    local = _box_mean(arr, window, valid, threads)
+    count = _box_mean(valid.astype(np.float32), window, None, threads) * float(np.prod(window))
+    # Windows with fewer than half their voxels non-zero are too noisy to judge (and sit
+    # on the edge of zero padding); they can still be background through the test.
+    full = valid & (count >= 0.5 * np.prod(window)) & (local > 0)
+    if not full.any():
+        full = valid & (local > 0)
+    if not full.any():
+        raise NoBackgroundError(f"the image has no voxel with a non-zero neighbourhood: no noise to measure; {_ASK}")
+    mode = _noise_mode(local[full], float(np.prod(window)))
+    n_coils = given or 1
+    chosen = _select(local, count, valid, mode, n_coils)
+    if given is None:
+        for _ in range(4):  # N only moves the bounds: converges in a step or two
+            if np.count_nonzero(chosen) < _MIN_BACKGROUND:
+                break
+            fitted = _fit_coils(_moments(arr[chosen].astype(np.float64))[1])
+            if fitted in (0, n_coils):
+                break
+            n_coils = fitted
+            chosen = _select(local, count, valid, mode, n_coils)
+    n = int(np.count_nonzero(chosen))
+    if n < _MIN_BACKGROUND:
+        raise NoBackgroundError(
+            f"found only {n} voxels that look like pure noise: the image has no usable background "
+            f"(cropped, masked, zero-filled or filtered); {_ASK}"
+        )
+    n_coils, sigma, misfit = _noise_misfit(arr[chosen].astype(np.float64), given)
+    if misfit is not None:
+        raise NoBackgroundError(f"{misfit}; {_ASK}")
+    notes: list[str] = []
+    axes = [d for d in range(min(arr.ndim, 3)) if arr.shape[d] >= 16]
+    if axes:
+        outside, inside = _outer_share(chosen, axes)
+        # Noise surrounds the object: its voxels are denser in the border than in the centre.
+        # Anatomy (or dark structures inside it) taken for noise is spread evenly or central.
+        if outside < _BORDER_DENSITY * inside and inside < _SPARSE:
+            raise NoBackgroundError(
+                f"the voxels that look like noise lie inside the image ({100 * inside:.0f}% of its centre "
+                f"against {100 * outside:.0f}% of its border), not around the object: the background is "
+                f"zero-filled or the image is cropped to the anatomy; {_ASK}"
+            )
+    regions = _region_sigmas(arr, local, count, full, axes, n_coils, float(np.prod(window))) if axes else []
+    low = min(regions, default=(sigma, n))
+    high = max(regions, default=(sigma, n))
+    spread = high[0] / low[0]
+    # log sigma of a region has standard error 1 / (2 sqrt(N n)): a spread is real when
+    # it exceeds 4 standard errors of the difference.
+    significant = math.log(spread) > 4 * math.sqrt(1 / (4 * n_coils * low[1]) + 1 / (4 * n_coils * high[1]))
+    if significant and spread > _SPREAD_REFUSE:
+        raise NoBackgroundError(
+            f"the noise level varies {spread:.1f}x across the background (sigma {low[0]:.4g} to "
+            f"{high[0]:.4g}): one sigma would be wrong in part of the image (parallel imaging or "
+            f"coil sensitivities); {_ASK}, or correct with a sigma map"
+        )
+    if significant and spread > _SPREAD_WARN:
+        notes.append(
+            f"non-stationary noise: sigma varies {spread:.2f}x across the background ({low[0]:.4g} to "
+            f"{high[0]:.4g}); the single sigma is its average"
+        )
+    return Background(chosen, n_coils, given is None, sigma, (low[0], high[0]), tuple(notes))
+
+
+def auto_background(
+    image: npt.ArrayLike,
+    coils: int | None = 1,
+    *,
+    mask: npt.ArrayLike | None = None,
+    f_size: int | Sequence[int] = 9,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """The noise-only voxels of a magnitude image: :func:`find_background`'s mask.
+
+    Parameters
+    ----------
+    image : array_like
+        Magnitude image, 1-D to 4-D (4-D: (x, y, z, volumes)).
+    coils : int or None
+        Receiver coils combined by sum of squares; None fits them.
+    mask : array_like of bool, optional
+        Voxels the search may use.
+    f_size : int or tuple of int
+        Window of the local statistics.
     num_threads : int, optional
         Threads for the kernels.
 
@@ -476,70 +787,12 @@ def auto_background(
 
     Raises
     ------
+    NoBackgroundError
+        When the image has no pure-noise background; see :func:`find_background`.
     ValueError
-        If the image is empty, has NaN/inf or negative voxels inside the mask, has
-        no non-zero voxel, or fewer than 50 voxels look like noise.
-
-    Notes
-    -----
-    1. Local means <M^2> over the window, counting only non-zero in-mask voxels,
-       from the C++ box kernel.
-    2. A first sigma from the mode of the local <M^2> distribution [1]_:
-       sigma^2 = mode / (2 N), taking the lowest well-populated mode in log space,
-       because signal only raises <M^2> and the anatomy may outnumber the background.
-    3. A PIESNO-style classification [2]_: a voxel is background when its
-       window's <M^2> / (2 N sigma^2) lies within 3.5 sds of its pure-noise
-       Gamma(N n, 1/(N n)) distribution (n: non-zero voxels in the window;
-       Wilson-Hilferty bounds). sigma stays the mode's: re-estimating it from the
-       accepted voxels and iterating drifts upwards whenever faint anatomy sits
-       just above the bound, each step letting more of it in.
-
-    Faint anatomy with A^2 below about 3.5 sqrt(N / n) * 2 sigma^2 (A ~ sigma for one
-    coil and a 9x9 window) cannot be told from noise by any local statistic; it
-    enters the mask and biases sigma up (by ~5% when it covers as much as the
-    background, see benchmarks/accuracy.py).
-
-    The method assumes one noise level over the image; with strongly
-    non-stationary noise (parallel imaging) it keeps the part of the background
-    near the dominant level.
-
-    References
-    ----------
-    .. [1] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Noise estimation in
-       single- and multiple-coil MR data based on statistical models, Magn Reson
-       Imaging 27:1397 (2009).
-    .. [2] C. G. Koay, E. Ozarslan, C. Pierpaoli, Probabilistic identification and
-       estimation of noise (PIESNO), J Magn Reson 199:94 (2009).
+        If the image is empty, or has NaN/inf or negative voxels inside the mask.
     """
-    coils = _check_coils(coils)
-    threads = _threads(num_threads)
-    arr, valid = _image_and_valid(image, mask, "image", threads)
-    window = window_sizes(f_size, arr.ndim, volumes_last=True)
-    local = _box_mean(arr, window, valid, threads)
-    count = _box_mean(valid.astype(np.float32), window, None, threads) * float(np.prod(window))
-    # Windows with fewer than half their voxels non-zero are too noisy to judge (and sit
-    # on the edge of zero padding); they can still be background through refinement.
-    full = valid & (count >= 0.5 * np.prod(window))
-    if not full.any():
-        full = valid
-    k_eff = coils * np.maximum(count, 1.0)
-    sigma2 = _noise_mode(local[full & (local > 0)], coils * float(np.prod(window))) / (2 * coils)
-    lo, hi = _gamma_bounds(k_eff, _ACCEPT_Z)
-    rel = local / (2 * coils * sigma2)
-    chosen = valid & (rel >= lo) & (rel <= hi)
-    n = int(np.count_nonzero(chosen))
-    if n >= 50:
-        # Pure noise has E[M^4] / E[M^2]^2 = (N+1)/N; a flat signal (an image cropped to
-        # the anatomy has its "mode" there) has about 1. Halfway is a safe divide.
-        sq = np.square(arr[chosen], dtype=np.float64)
-        if float(np.mean(sq * sq)) / float(np.mean(sq)) ** 2 < 1.0 + 0.5 / coils:
-            n = 0
-    if n < 50:
-        raise NoBackgroundError(
-            f"found only {n} voxels that look like pure noise: the image may have no background "
-            "(cropped, masked or filtered); select a noise ROI by hand or give sigma"
-        )
-    return chosen
+    return find_background(image, coils, mask=mask, f_size=f_size, num_threads=num_threads).mask
 
 
 # ----------------------------------------------------------------------------------------
@@ -640,6 +893,7 @@ def sigma_map(
 
 
 __all__ = [
+    "Background",
     "NoBackgroundError",
     "RoiQuality",
     "RoiWarning",
@@ -647,6 +901,7 @@ __all__ = [
     "chi_cdf",
     "chi_moment",
     "emit_warnings",
+    "find_background",
     "ks_statistic",
     "roi_quality",
     "sigma_map",
