@@ -488,7 +488,7 @@ _MIN_BACKGROUND = 200
 _MAX_FIT_COILS = 64
 # A background whose regions' sigma differ by more than these factors (and significantly)
 # is non-stationary noise: one sigma is then off by about half the spread somewhere.
-_SPREAD_WARN = 1.1
+_SPREAD_WARN = 1.15
 _SPREAD_REFUSE = 1.5
 # A small central object leaves its background ~1.4x denser in the border than inside.
 # Only a sparse selection is judged so: a background that fills a fifth of the centre is
@@ -581,8 +581,9 @@ def _outer_share(chosen: np.ndarray, axes: Sequence[int]) -> tuple[float, float]
 
 def _region_sigmas(
     arr: np.ndarray, local: np.ndarray, count: np.ndarray, full: np.ndarray, axes: Sequence[int], coils: int, k: float
-) -> list[tuple[float, int]]:
-    """(MLE sigma, n) of the noise found in each third of the image along ``axes``, each on its own.
+) -> tuple[list[tuple[float, int]], np.ndarray]:
+    """(MLE sigma, n) of the noise found in each third of the image along ``axes``, each on its own,
+    and the mask of the voxels they used.
 
     Each region gets its own lowest mode and PIESNO test, so a noise level that
     drifts across the field of view shows up even where the global test, tied to
@@ -598,6 +599,7 @@ def _region_sigmas(
     order = np.argsort(label, kind="stable")
     bounds = np.searchsorted(label[order], np.arange(3 ** len(axes) + 1))
     out = []
+    used = np.zeros(local_f.size, dtype=bool)
     for start, stop in zip(bounds[:-1], bounds[1:]):
         if stop - start < 1000:
             continue
@@ -605,7 +607,8 @@ def _region_sigmas(
         mode = _noise_mode(local_f[part], k)
         lo, hi = _gamma_bounds(coils * np.maximum(count_f[part], 1.0), _ACCEPT_Z)
         rel = local_f[part] / mode
-        v = values_f[part][(rel >= lo) & (rel <= hi)]
+        inside = part[(rel >= lo) & (rel <= hi)]
+        v = values_f[inside]
         # A mode held by a tenth of the region or less is a dim structure (a ventricle),
         # not the region's background.
         if v.size < max(500, 0.1 * part.size):
@@ -613,7 +616,10 @@ def _region_sigmas(
         _, sigma, misfit = _noise_misfit(v, coils)
         if misfit is None:
             out.append((sigma, int(v.size)))
-    return out
+            used[inside] = True
+    mask = np.zeros(full.shape, dtype=bool)
+    mask[full] = used
+    return out, mask
 
 
 def find_background(
@@ -676,7 +682,7 @@ def find_background(
        (within 10% and 5 standard errors; the rounded model for integer data),
        sparse voxels (under a fifth of the centre) must be 1.25x as dense in the
        outer sixth of the image as inside it (noise surrounds the object), and the MLE sigma of each third of the image along every axis
-       of 16 or more voxels must agree within 1.5x (a warning above 1.1x).
+       of 16 or more voxels must agree within 1.5x (a warning above 1.15x).
 
     Faint anatomy with A^2 below about 3.5 sqrt(N / n) * 2 sigma^2 cannot be told
     from noise by any local statistic and biases sigma up by a few percent.
@@ -735,7 +741,7 @@ def find_background(
                 f"against {100 * outside:.0f}% of its border), not around the object: the background is "
                 f"zero-filled or the image is cropped to the anatomy; {_ASK}"
             )
-    regions = _region_sigmas(arr, local, count, full, axes, n_coils, float(np.prod(window))) if axes else []
+    regions, regional = _region_sigmas(arr, local, count, full, axes, n_coils, float(np.prod(window))) if axes else ([], None)
     low = min(regions, default=(sigma, n))
     high = max(regions, default=(sigma, n))
     spread = high[0] / low[0]
@@ -748,7 +754,11 @@ def find_background(
             f"{high[0]:.4g}): one sigma would be wrong in part of the image (parallel imaging or "
             f"coil sensitivities); {_ASK}, or correct with a sigma map"
         )
-    if significant and spread > _SPREAD_WARN:
+    if significant and spread > _SPREAD_WARN and regional is not None:
+        # The global test keeps the level of the mode only; each region's own noise joins it,
+        # so that sigma is the average over the field of view.
+        chosen = chosen | regional
+        sigma = math.sqrt(float(np.mean(np.square(arr[chosen], dtype=np.float64))) / (2 * n_coils))
         notes.append(
             f"non-stationary noise: sigma varies {spread:.2f}x across the background ({low[0]:.4g} to "
             f"{high[0]:.4g}); the single sigma is its average"
