@@ -20,10 +20,12 @@ record() {  # record NAME STATUS(0 = pass)
   if [ "$2" -eq 0 ]; then summary+=("PASS  $1"); else summary+=("FAIL  $1"); status=1; fi
 }
 
-# System packages: GoogleTest for ctest, dicom3tools (dciodvfy, dcentvfy) for the DICOM checks.
+# System packages: GoogleTest for ctest, dicom3tools (dciodvfy, dcentvfy) for the DICOM checks,
+# dcm2niix for the sidecars of derived objects (tests/test_derive.py).
 need=()
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
+command -v dcm2niix >/dev/null 2>&1 || need+=(dcm2niix)
 if [ ${#need[@]} -gt 0 ]; then
   step "apt-get install ${need[*]}"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo

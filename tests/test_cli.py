@@ -49,7 +49,7 @@ def test_clean_file_with_merged_rois(tmp_path):
     source = get_testdata_file("MR_small.dcm")
     before = Path(source).read_bytes()
     code, out, err = run("clean", source, "-o", str(tmp_path / "out") + "/", "--roi", "0:8,0:8", "--roi", "56:64,56:64",
-                         "--f-size", "3", "--method", "lmmse", "--qc", str(tmp_path / "qc.png"))
+                         "--f-size", "3", "--method", "lmmse", "--qc", str(tmp_path / "qc.png"), "--include-derived")
     assert code == 0, err
     written = pydicom.dcmread(tmp_path / "out" / "MR_small.dcm")
     assert "method=lmmse" in written.DerivationDescription and "n=128 background pixels" in out
@@ -131,6 +131,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, words):
     before = Path(mr).read_bytes()
     (tmp_path / "empty.dcm").write_bytes(b"")
     argv = [a.format(mr=mr, tmp=tmp_path) for a in args]
+    if "{mr}" in args:  # MR_small.dcm is a DERIVED image: only corrected when asked
+        argv.append("--include-derived")
     code, out, err = run(*argv)
     assert code == 2
     assert_one_line_error(err)
@@ -142,7 +144,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, words):
 
 def test_partial_batch_exits_1_and_names_the_bad_file(tmp_path, series):
     folder, paths = series
-    (folder / "junk.dcm").write_bytes(os.urandom(300))
+    (folder / "junk.dcm").write_bytes(b"\0" * 128 + b"DICM" + os.urandom(300))  # DICOM, damaged
     code, out, err = run("clean", str(folder), "-o", str(tmp_path / "out"), "--sigma", "15")
     assert code == 1
     assert "junk.dcm" in err and "1 of 4 file(s) failed" in err
@@ -152,7 +154,7 @@ def test_partial_batch_exits_1_and_names_the_bad_file(tmp_path, series):
 
 def test_console_script_runs_without_traceback(tmp_path):
     code = ("import sys; from mri_noiselab.cli import main; "
-            "sys.exit(main(['clean', sys.argv[1], '-o', sys.argv[2], '--roi', '0:9999,0:8']))")
+            "sys.exit(main(['clean', sys.argv[1], '-o', sys.argv[2], '--roi', '0:9999,0:8', '--include-derived']))")
     proc = subprocess.run([sys.executable, "-c", code, get_testdata_file("MR_small.dcm"), str(tmp_path / "o.dcm")],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2
@@ -198,7 +200,7 @@ def test_qc_on_an_input_is_refused_with_workers_too(tmp_path):
     source.write_bytes(Path(get_testdata_file("MR_small.dcm")).read_bytes())
     before = source.read_bytes()
     code, _, err = run("clean", str(source), "-o", str(tmp_path / "out.dcm"), "--roi", "0:10,0:10",
-                       "--qc", str(source), "--workers", "1")
+                       "--qc", str(source), "--workers", "1", "--include-derived")
     assert code == 2
     assert_one_line_error(err)
     assert source.read_bytes() == before and not (tmp_path / "out.dcm").exists()

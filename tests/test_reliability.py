@@ -111,9 +111,9 @@ def _mixed_sizes(d: Path) -> Path:
         (_bad_random, "not a DICOM file"),
         (_bad_text, "not a DICOM file"),
         (_bundled("MR_truncated.dcm"), "cannot decode the pixel data"),
-        (_bundled("rtplan.dcm"), "no PixelData"),
-        (_bundled("SC_rgb_small_odd.dcm"), "colour image (SamplesPerPixel 3)"),
-        (_no_dicom_folder, "no usable DICOM image found (2 file(s) unusable"),
+        (_bundled("rtplan.dcm"), "not an MR magnitude image (RT Plan Storage)"),
+        (_bundled("SC_rgb_small_odd.dcm"), "not an MR magnitude image (Secondary Capture Image Storage)"),
+        (_no_dicom_folder, "no usable DICOM image found (2 non-DICOM file(s))"),
         (_empty_folder, "no usable DICOM image found"),
         (_mixed_sizes, "Columns 20 differs from 16"),
     ],
@@ -125,6 +125,7 @@ def test_bad_file_is_one_line_exit_2_and_nothing_is_written(tmp_path, make, word
     out = tmp_path / "out"
     argv = ["clean", str(source), "-o", str(out / "x.dcm"), "--sigma", "5"] if command == "clean" else \
         ["sigma", str(source), "--roi", "0:4,0:4"]
+    argv.append("--include-derived")  # MR_truncated.dcm is a DERIVED image
     code, _, err = run(*argv)
     assert_one_line_exit_2(code, err)
     assert words in err
@@ -151,7 +152,8 @@ def test_compressed_input_without_any_decoder_installed(tmp_path, name):
     source = Path(shutil.copy(get_testdata_file(name), tmp_path / name))
     before = snapshot(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-c", _BLOCK_DECODERS, "clean", str(source), "-o", str(tmp_path / "out.dcm"), "--sigma", "5"],
+        [sys.executable, "-c", _BLOCK_DECODERS, "clean", str(source), "-o", str(tmp_path / "out.dcm"), "--sigma", "5",
+         "--include-derived"],
         capture_output=True, text=True, check=False, timeout=120,
     )
     assert_one_line_exit_2(proc.returncode, proc.stderr)
@@ -265,12 +267,12 @@ def test_window_of_a_billion_is_exact_and_needs_no_big_buffer(rng):
     w = 10**9
     mean_m2 = _reflect_box_weights(12, w) @ image**2 @ _reflect_box_weights(10, w).T
     expected = np.sqrt(np.maximum(mean_m2 - 2 * 1.5**2, 0))
-    np.testing.assert_allclose(nl.correct(image, 1.5, f_size=w), expected, rtol=1e-9)
+    np.testing.assert_allclose(nl.correct(image, 1.5, f_size=w, method="moments"), expected, rtol=1e-9)
     # A kernel that allocated a padded line of the window's length would need 8 GB here.
     limited = (
         "import resource, numpy as np, mri_noiselab as nl\n"
         "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-        "out = nl.correct(np.ones((64, 64)), 0.5, f_size=10**9)\n"
+        "out = nl.correct(np.ones((64, 64)), 0.5, f_size=10**9, method='moments')\n"
         "assert np.allclose(out, np.sqrt(0.5))\n"
     )
     proc = subprocess.run([sys.executable, "-c", limited], capture_output=True, text=True, check=False, timeout=120,
@@ -307,14 +309,15 @@ def test_mask_of_the_wrong_shape_is_refused_for_a_stack():
 
 def test_background_function_with_a_bad_roi_fails_before_writing(tmp_path):
     with pytest.raises(ValueError, match="out of bounds"):
-        clean_source(MR, tmp_path / "o.dcm", background=lambda s: roi_mask(["0:4,60:70"], s.shape))
+        clean_source(MR, tmp_path / "o.dcm", background=lambda s: roi_mask(["0:4,60:70"], s.shape),
+                     include_derived=True)
     with pytest.raises(NoBackgroundError, match="empty"):
-        clean_source(MR, tmp_path / "o.dcm", background=lambda s: np.zeros(s.shape, bool))
+        clean_source(MR, tmp_path / "o.dcm", background=lambda s: np.zeros(s.shape, bool), include_derived=True)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_empty_roi_on_the_command_line(tmp_path):
-    code, _, err = run("clean", MR, "-o", str(tmp_path / "o.dcm"), "--roi", "4:4,0:8")
+    code, _, err = run("clean", MR, "-o", str(tmp_path / "o.dcm"), "--roi", "4:4,0:8", "--include-derived")
     assert_one_line_exit_2(code, err)
     assert "is empty" in err and list(tmp_path.iterdir()) == []
 
@@ -323,7 +326,7 @@ def test_empty_roi_on_the_command_line(tmp_path):
 
 
 def test_missing_output_folders_are_created(tmp_path):
-    code, _, err = run("clean", MR, "-o", str(tmp_path / "a" / "b" / "c.dcm"), "--sigma", "5", "-q")
+    code, _, err = run("clean", MR, "-o", str(tmp_path / "a" / "b" / "c.dcm"), "--sigma", "5", "-q", "--include-derived")
     assert code == 0, err
     assert read_file(tmp_path / "a" / "b" / "c.dcm").shape == (1, 64, 64)
 
@@ -348,7 +351,7 @@ def test_unwritable_or_dangerous_outputs_fail_before_anything_is_written(tmp_pat
     (tmp_path / "link.dcm").symlink_to(tmp_path / "kept.dcm")
     (tmp_path / "folder" / "in.dcm").mkdir(parents=True)
     before = snapshot(tmp_path)
-    argv = ["clean", str(tmp_path / "in.dcm"), "-o", str(tmp_path / output), "--roi", "0:8,0:8"]
+    argv = ["clean", str(tmp_path / "in.dcm"), "-o", str(tmp_path / output), "--roi", "0:8,0:8", "--include-derived"]
     if qc is not None:
         argv += ["--qc", str(tmp_path / qc)]
     code, _, err = run(*argv)
@@ -360,7 +363,7 @@ def test_unwritable_or_dangerous_outputs_fail_before_anything_is_written(tmp_pat
 def test_read_only_folder_is_a_clear_error_for_a_normal_user(tmp_path, monkeypatch):
     """Root ignores permission bits; check_writable asks the kernel (os.access) like a normal user's open would."""
     monkeypatch.setattr(os, "access", lambda path, mode: False)
-    code, _, err = run("clean", MR, "-o", str(tmp_path / "out.dcm"), "--sigma", "5")
+    code, _, err = run("clean", MR, "-o", str(tmp_path / "out.dcm"), "--sigma", "5", "--include-derived")
     assert_one_line_exit_2(code, err)
     assert f"the folder {tmp_path} is not writable" in err
 
@@ -390,13 +393,20 @@ def test_batch_with_every_kind_of_bad_file_names_each_one(tmp_path, rng):
                  _bundled("SC_rgb_small_odd.dcm")):
         make(tmp_path / "in")
     (tmp_path / "in" / "empty.dcm").write_bytes(b"")
-    bad = ["MR_truncated.dcm", "SC_rgb_small_odd.dcm", "empty.dcm", "notes.dcm", "random.dcm", "rtplan.dcm"]
     before = snapshot(tmp_path / "in")
-    code, _, err = run("clean", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--sigma", "10")
+    # MR_truncated.dcm is a DERIVED image: corrected (and failing) only when derived images are asked for.
+    code, _, err = run("clean", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--sigma", "10", "--include-derived")
     assert code == 1
     lines = err.strip().splitlines()
-    assert sorted(next(n for n in bad if f"/{n}:" in line) for line in lines[:-1]) == bad
-    assert lines[-1] == f"mri-noiselab: {len(bad)} of {len(bad) + len(good)} file(s) failed; the others were written"
+    folder = tmp_path / "in"
+    # Not MR: skipped with the reason, not failures; not DICOM at all (empty, notes, random): silent.
+    assert lines[:3] == [
+        f"mri-noiselab: skipped {folder / 'SC_rgb_small_odd.dcm'}: not an MR magnitude image (Secondary Capture Image Storage)",
+        f"mri-noiselab: skipped {folder / 'rtplan.dcm'}: not an MR magnitude image (RT Plan Storage)",
+        "mri-noiselab: skipped 2 file(s) (not magnitude MR images)",
+    ]
+    assert lines[3].startswith(f"mri-noiselab: failed: {folder / 'MR_truncated.dcm'}: cannot decode the pixel data")
+    assert lines[4:] == [f"mri-noiselab: 1 of {1 + len(good)} file(s) failed; the others were written"]
     assert sorted(snapshot(tmp_path / "out")) == sorted(p.name for p in good)
     for p in good:
         assert read_file(tmp_path / "out" / p.name).shape == (1, 32, 32)

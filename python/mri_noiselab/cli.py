@@ -21,6 +21,10 @@ from mri_noiselab.dicom import (
     DicomStack,
     Failure,
     NoBackgroundError,
+    NotEligibleError,
+    SeriesSigma,
+    Skip,
+    StackReport,
     clean_source,
     estimate_source_sigma,
     run_example,
@@ -30,8 +34,14 @@ from mri_noiselab.roi import Roi, parse_roi, roi_mask
 
 PROG = "mri-noiselab"
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_F_SIZE = 10
+DEFAULT_F_SIZE = 9
 SIGMA_HINT = "use --sigma VALUE with σ from a noise scan or an earlier run"
+INCLUDE_DERIVED_HELP = ("DICOM: also correct derived images, computed maps and projections (ADC, FA, MIP, ...) and "
+                        "localizers; phase, real and imaginary images, other modalities and mri-noiselab's own "
+                        "outputs are always skipped")
+DERIVED_HINT = "--include-derived corrects derived images too"
+# Up to this many skipped files are named one per line; more are counted per reason (-v names each).
+SKIPS_LISTED = 10
 
 
 class _UsageError(Exception):
@@ -119,8 +129,9 @@ def _parser() -> _Parser:
                      help="known σ in stored units (from a noise scan or an earlier run): skips estimation")
     how.add_argument("--estimator", choices=SIGMA_METHODS, default="mle",
                      help="σ from the background: mle (default), std (the seed's std/0.655) or mean")
-    clean.add_argument("--method", choices=CORRECTION_METHODS, default="moments",
-                       help="moments (default, the seed's), pointwise (no window) or lmmse")
+    clean.add_argument("--method", choices=CORRECTION_METHODS, default="lmmse",
+                       help="lmmse (default; keeps edges), moments (the seed's box mean of M², which blurs; "
+                       "the earlier default, with --f-size 10) or pointwise (no window)")
     clean.add_argument("--f-size", type=_f_size, default=DEFAULT_F_SIZE, metavar="N",
                        help=f"window: N gives N x N in each slice or frame (default {DEFAULT_F_SIZE}); slices are "
                        "thicker than pixels and frames may be echoes or time points, so they are not mixed. "
@@ -132,7 +143,9 @@ def _parser() -> _Parser:
                        help="DICOM: leave outputs that already exist alone and write the missing ones "
                        "(finishes an interrupted run; a partly written series keeps its SeriesInstanceUID)")
     clean.add_argument("--sigma-per-volume", action="store_true",
-                       help="NIfTI 4-D: estimate σ for each volume (noise that differs between volumes)")
+                       help="estimate σ for each volume (NIfTI 4-D) or each stack of a DICOM series (echo, b-value, "
+                       "time point, multi-frame file) instead of one per series, for noise that differs between them")
+    clean.add_argument("--include-derived", action="store_true", help=INCLUDE_DERIVED_HELP)
     where = clean.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, metavar="N",
                        help="process files in parallel on a local Dask cluster of N worker processes (needs the dask extra)")
@@ -144,12 +157,15 @@ def _parser() -> _Parser:
         "sigma",
         parents=[common, background],
         help="estimate σ from a background region",
-        description="Report σ, the number of background pixels, the mean/std ratio and warnings, per stack.",
+        description="Report σ, the number of background pixels, the mean/std ratio and warnings: one σ per "
+        "DICOM series (pooled over its echoes, b-values, time points and files) or NIfTI image.",
     )
     sigma.add_argument("source", metavar="SRC", help="a DICOM or NIfTI file, or a folder")
     sigma.add_argument("--estimator", choices=SIGMA_METHODS, default="mle", help="mle (default), std or mean")
-    sigma.add_argument("--sigma-per-volume", action="store_true", help="NIfTI 4-D: one σ per volume")
-    sigma.add_argument("--json", action="store_true", help="print a JSON list, one object per stack")
+    sigma.add_argument("--sigma-per-volume", action="store_true",
+                       help="one σ per volume (NIfTI 4-D) or per stack of a DICOM series, instead of one per series")
+    sigma.add_argument("--include-derived", action="store_true", help=INCLUDE_DERIVED_HELP)
+    sigma.add_argument("--json", action="store_true", help="print a JSON list, one object per series (or volume)")
     sigma.set_defaults(run=_sigma)
 
     demo = sub.add_parser(
@@ -178,10 +194,13 @@ def _background(rois: Sequence[Roi] | None, coils: int) -> Callable[[DicomStack]
     return lambda stack: auto_background(stack.magnitude(), coils)
 
 
-def _stack_name(stack: DicomStack | _NiftiLabel) -> str:
-    if isinstance(stack, _NiftiLabel):
-        volume = f", volume {stack.volume}" if stack.volume is not None else ""
-        return f"{stack.paths[0].name} ({'x'.join(map(str, stack.shape))}{volume})"
+def _stack_name(item: SeriesSigma | _NiftiLabel) -> str:
+    if isinstance(item, _NiftiLabel):
+        volume = f", volume {item.volume}" if item.volume is not None else ""
+        return f"{item.paths[0].name} ({'x'.join(map(str, item.shape))}{volume})"
+    if len(item.stacks) > 1:
+        return _files_name(item.paths, len(item.stacks))
+    stack = item.stacks[0]
     first = stack.paths[0].name
     n = stack.shape[0]
     unit = "frames" if stack.is_multiframe else "slices"
@@ -214,13 +233,37 @@ def _progress(args: argparse.Namespace, err: TextIO) -> tuple[Callable[[int], No
     return start, step, close
 
 
-def _report_failures(failures: Sequence[Failure], total: int, err: TextIO) -> int:
+def _report_failures(failures: Sequence[Failure], total: int, err: TextIO, *, verbose: bool = False,
+                     done: str = "written") -> int:
     for failure in failures:
         print(f"{PROG}: failed: {_one_line(failure.message)}", file=err)
+        if verbose and len(failure.files) > 1:
+            for path in failure.files:
+                print(f"{PROG}:   not {done}: {path}", file=err)
     if failures:
-        print(f"{PROG}: {len(failures)} of {total} file(s) failed; the others were written", file=err)
+        count = sum(len(f.files) for f in failures)
+        print(f"{PROG}: {count} of {total} file(s) failed; the others were {done}", file=err)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _report_skips(skips: Sequence[Skip], args: argparse.Namespace, err: TextIO) -> None:
+    """Files left alone: each DICOM one by name (counted per reason when many), non-DICOM ones with -v only."""
+    if args.quiet:
+        return
+    dicom = [s for s in skips if s.dicom]
+    if args.verbose or len(dicom) <= SKIPS_LISTED:
+        for skip in skips if args.verbose else dicom:
+            print(f"{PROG}: skipped {skip.path}: {skip.reason}", file=err)
+    else:
+        by_reason: dict[str, list[Skip]] = {}
+        for skip in dicom:
+            by_reason.setdefault(skip.reason, []).append(skip)
+        for reason, group in by_reason.items():
+            print(f"{PROG}: skipped {len(group)} file(s): {reason} (first: {group[0].path}; -v lists each)", file=err)
+    if dicom:
+        hint = f"; {DERIVED_HINT}" if any(s.derived for s in dicom) else ""
+        print(f"{PROG}: skipped {len(dicom)} file(s) (not magnitude MR images{hint})", file=err)
 
 
 def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -229,11 +272,12 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         require_matplotlib()
     if _is_nifti_source(args.source):
-        if args.skip_existing:
-            raise _UsageError("--skip-existing is for DICOM inputs")
+        for flag in ("skip_existing", "include_derived"):
+            if getattr(args, flag):
+                raise _UsageError(f"--{flag.replace('_', '-')} is for DICOM inputs")
         return _clean_nifti(args, out, err)
-    if args.sigma_per_volume:
-        raise _UsageError("--sigma-per-volume is for 4-D NIfTI inputs; a DICOM stack gets one σ")
+    if args.sigma_per_volume and args.sigma is not None:
+        raise _UsageError("--sigma-per-volume estimates σ: it cannot be combined with --sigma")
     # With --sigma, a background only outlines the ROI in the QC figure.
     background = _background(args.roi, args.coils) if args.sigma is None or args.roi else None
     options: dict[str, Any] = {}
@@ -261,6 +305,8 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             num_threads=_threads(args),
             uid_prefix=args.uid_prefix,
             qc=args.qc,
+            per_volume=args.sigma_per_volume,
+            include_derived=args.include_derived,
             on_start=start,
             on_file=step,
             **options,
@@ -268,21 +314,40 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         close()
     if not args.quiet:
-        for stack in report.stacks:
-            result = stack.result
+        for group in _sigma_groups(report.stacks, args.sigma_per_volume):
+            result = group[0].result
             if result.sigma is not None:
                 how = f"{result.sigma.method}, n={result.sigma.n} background pixels"
             else:
                 how = "given"
-            print(f"{stack.paths[0].name}: σ = {result.derivation.sigma:.4g} ({how})", file=out)
+            print(f"{_files_name([p for s in group for p in s.paths], len(group))}: "
+                  f"σ = {result.derivation.sigma:.4g} ({how})", file=out)
             for warning in result.warnings:
                 print(f"  warning: {_one_line(warning)}", file=out)
         print(f"wrote {len(report.written)} file(s) to {args.output}", file=out)
-        skipped = getattr(report, "skipped", [])
-        if skipped:
-            print(f"skipped {len(skipped)} existing file(s)", file=out)
-    total = len(report.written) + len(getattr(report, "skipped", [])) + len(report.failures)
-    return _report_failures(report.failures, total, err)
+        if report.skipped:
+            print(f"skipped {len(report.skipped)} existing file(s)", file=out)
+    _report_skips(report.ineligible, args, err)
+    total = len(report.written) + len(report.skipped) + sum(len(f.files) for f in report.failures)
+    return _report_failures(report.failures, total, err, verbose=args.verbose)
+
+
+def _sigma_groups(stacks: Sequence[StackReport], per_volume: bool) -> list[list[StackReport]]:
+    """The stack reports that share one σ: each source series (they come series by series), or each stack."""
+    groups: list[list[StackReport]] = []
+    for stack in stacks:
+        if groups and not per_volume and groups[-1][0].source_series == stack.source_series:
+            groups[-1].append(stack)
+        else:
+            groups.append([stack])
+    return groups
+
+
+def _files_name(paths: Sequence[Path], stacks: int) -> str:
+    """The first file's name and how many more files and stacks: never a tag value."""
+    if len(paths) == 1:
+        return paths[0].name
+    return f"{paths[0].name} (+{len(paths) - 1} files{f', {stacks} stacks' if stacks > 1 else ''})"
 
 
 def _parallel(args: argparse.Namespace) -> bool:
@@ -363,19 +428,23 @@ def _clean_nifti(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    skips: list[Skip] = []
     if _is_nifti_source(args.source):
+        if args.include_derived:
+            raise _UsageError("--include-derived is for DICOM inputs")
         estimates, failures = _nifti_sigmas(args)
     else:
-        if args.sigma_per_volume:
-            raise _UsageError("--sigma-per-volume is for 4-D NIfTI inputs; a DICOM stack gets one σ")
-        estimates, failures = estimate_source_sigma(
-            args.source, _background(args.roi, args.coils), estimator=args.estimator, coils=args.coils
+        report = estimate_source_sigma(
+            args.source, _background(args.roi, args.coils), estimator=args.estimator, coils=args.coils,
+            per_volume=args.sigma_per_volume, include_derived=args.include_derived,
         )
+        estimates = [(series, series.estimate) for series in report.series]
+        failures, skips = report.failures, report.ineligible
     if args.json:
         rows = [
             {
-                "source": [str(p) for p in stack.paths],
-                "shape": list(stack.shape),
+                "source": [str(p) for p in item.paths],
+                **_shape(item),
                 "sigma": e.sigma,
                 "method": e.method,
                 "coils": e.coils,
@@ -385,23 +454,38 @@ def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "ratio": e.ratio if np.isfinite(e.ratio) else None,
                 "expected_ratio": e.expected_ratio,
                 "zeros_excluded": e.zeros_excluded,
-                "warnings": list(e.warnings),
-                **({"volume": stack.volume} if isinstance(stack, _NiftiLabel) and stack.volume is not None else {}),
+                "warnings": _warnings(item, e),
+                **({"volume": item.volume} if isinstance(item, _NiftiLabel) and item.volume is not None else {}),
+                # σ in each stack's stored units (they differ when the rescale slopes do).
+                **({"stacks": [{"source": [str(p) for p in s.paths], "shape": list(s.shape), "sigma": item.sigma_of(s)}
+                               for s in item.stacks]} if isinstance(item, SeriesSigma) else {}),
             }
-            for stack, e in estimates
+            for item, e in estimates
         ]
         print(json.dumps(rows, indent=2, ensure_ascii=False), file=out)
     elif not args.quiet:
-        for stack, e in estimates:
+        for item, e in estimates:
             print(
-                f"{_stack_name(stack)}: σ = {e.sigma:.4g} ({e.method}, coils={e.coils}), n = {e.n}, "
+                f"{_stack_name(item)}: σ = {e.sigma:.4g} ({e.method}, coils={e.coils}), n = {e.n}, "
                 f"mean/std = {e.ratio:.3f} (pure noise {e.expected_ratio:.3f}), zeros excluded = {e.zeros_excluded}",
                 file=out,
             )
-            for warning in e.warnings:
+            for warning in _warnings(item, e):
                 print(f"  warning: {_one_line(warning)}", file=out)
-    total = len({p for stack, _ in estimates for p in stack.paths}) + len(failures)
-    return _report_failures(failures, total, err)
+    _report_skips(skips, args, err)
+    total = len({p for item, _ in estimates for p in item.paths}) + sum(len(f.files) for f in failures)
+    return _report_failures(failures, total, err, verbose=args.verbose, done="estimated")
+
+
+def _shape(item: SeriesSigma | _NiftiLabel) -> dict[str, list[int]]:
+    """The image's shape; none for a series of several stacks (each stack's is in "stacks")."""
+    if isinstance(item, _NiftiLabel):
+        return {"shape": list(item.shape)}
+    return {"shape": list(item.stacks[0].shape)} if len(item.stacks) == 1 else {}
+
+
+def _warnings(item: SeriesSigma | _NiftiLabel, estimate: Any) -> list[str]:
+    return list(item.warnings) if isinstance(item, SeriesSigma) else list(estimate.warnings)
 
 
 class _NiftiLabel:
@@ -481,6 +565,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return EXIT_INTERRUPTED
     except NoBackgroundError as e:
         print(f"{PROG}: error: {_one_line(str(e))} ({SIGMA_HINT})", file=err)
+        return EXIT_BAD_INPUT
+    except NotEligibleError as e:
+        hint = f" ({DERIVED_HINT})" if e.derived else ""
+        print(f"{PROG}: error: {_one_line(str(e))}{hint}", file=err)
         return EXIT_BAD_INPUT
     except (_UsageError, ValueError, TypeError, OSError, ImportError) as e:
         print(f"{PROG}: error: {_one_line(str(e)) or type(e).__name__}", file=err)

@@ -29,12 +29,11 @@ from mri_noiselab.dicom import (
     DicomStack,
     Failure,
     StackReport,
-    check_targets,
-    clean_and_write_stack,
-    output_paths,
-    qc_paths,
-    read_file,
-    read_source,
+    _by_series,
+    _prepare_batch,
+    clean_and_write_series,
+    read_stack,
+    series_failure,
 )
 from mri_noiselab.noise import (
     CORRECTION_METHODS,
@@ -115,8 +114,8 @@ def _plan_chunks(chunks: tuple[tuple[int, ...], ...], shape: tuple[int, ...], de
 def correct(
     darr: dask.array.Array | npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike | dask.array.Array,
-    f_size: int | Sequence[int] = 10,
-    method: CorrectionMethod = "moments",
+    f_size: int | Sequence[int] = 9,
+    method: CorrectionMethod = "lmmse",
     coils: int = 1,
     *,
     mask: npt.ArrayLike | dask.array.Array | None = None,
@@ -509,99 +508,92 @@ def clean_dicom_source(
     background: Callable[[DicomStack], np.ndarray] | None = None,
     sigma: float | None = None,
     estimator: str = "mle",
-    method: str = "moments",
-    f_size: int | Sequence[int] = 10,
+    method: str = "lmmse",
+    f_size: int | Sequence[int] = 9,
     coils: int = 1,
     num_threads: int | None = 1,
     uid_prefix: str | None = None,
     qc: str | os.PathLike[str] | None = None,
+    per_volume: bool = False,
+    include_derived: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[Path], None] | None = None,
 ) -> BatchReport:
-    """:func:`mri_noiselab.dicom.clean_source` with the stacks run in parallel on a Dask cluster.
+    """:func:`mri_noiselab.dicom.clean_source` with the series run in parallel on a Dask cluster.
 
-    The files are read and grouped into stacks (series, multi-frame files)
-    here; each worker then reads the files of a stack again (shipping file
-    names is cheaper than shipping pixels), corrects and writes them. The arguments
-    and the report are those of :func:`mri_noiselab.dicom.clean_source`, plus
-    ``workers`` / ``scheduler`` (see :func:`run_batch`); ``num_threads`` is
-    per worker (default 1). ``background`` must be picklable (cloudpickle
-    handles lambdas and closures).
+    The files are read and grouped into series and stacks here; each worker
+    then reads the files of one source series again (shipping file names is
+    cheaper than shipping pixels), estimates its σ, corrects and writes it,
+    all or nothing, as the serial run does. The arguments and the report are
+    those of :func:`mri_noiselab.dicom.clean_source`, plus ``workers`` /
+    ``scheduler`` (see :func:`run_batch`); ``num_threads`` is per worker
+    (default 1). ``background`` must be picklable (cloudpickle handles
+    lambdas and closures).
     """
-    if sigma is None and background is None:
-        raise ValueError("give a background (mask function) or a known sigma")
-    src, dst = Path(source), Path(destination)
-    if src.is_dir() and dst.resolve() == src.resolve():
-        raise ValueError(f"the output {dst} is the input folder, whose files are input files: choose another output")
-    scan = read_source(src, exclude=dst if src.is_dir() else None)
-    inputs = [p for s in scan.stacks for p in s.paths]
-    mapping = output_paths(src, destination, inputs)
-    figures = qc_paths(qc, len(scan.stacks))
-    check_targets(list(mapping.values()), figures, inputs)  # before any worker writes anything
+    src, _, scan, inputs, mapping, figures = _prepare_batch(
+        source, destination, background=background, sigma=sigma, per_volume=per_volume, qc=qc,
+        include_derived=include_derived,
+    )  # every output checked before any worker writes anything
     if on_start is not None:
         on_start(len(inputs))
     # Outputs of one source series share one new series UID, so they are drawn here, not by the workers.
-    new_uids: dict[str, str] = {}
-    jobs = []
-    for index, stack in enumerate(scan.stacks):
-        uid = new_uids.setdefault(stack.series_uid, generate_uid(prefix=uid_prefix))
-        figure = figures[index] if figures else None
-        jobs.append(_StackJob(list(stack.paths), [mapping[p] for p in stack.paths], uid, figure))
+    jobs = [
+        _SeriesJob([list(s.paths) for s in stacks], [[mapping[p] for p in s.paths] for s in stacks],
+                   [figures.get(id(s)) for s in stacks], generate_uid(prefix=uid_prefix))
+        for stacks in _by_series(scan.stacks)
+    ]
     task = functools.partial(
-        _clean_stack_job, background=background, protected=inputs, uid_prefix=uid_prefix,
+        _clean_series_job, background=background, protected=inputs, uid_prefix=uid_prefix,
+        include_derived=include_derived,
         options={"sigma": sigma, "estimator": estimator, "method": method, "f_size": f_size,
-                 "coils": coils, "num_threads": num_threads},
+                 "coils": coils, "num_threads": num_threads, "per_volume": per_volume},
     )
 
-    def done(job: _StackJob) -> None:
+    def done(job: _SeriesJob) -> None:
         if on_file is not None:
             for p in job.paths:
                 on_file(p)
 
     if not src.is_dir():
         # A single file raises its error, as clean_source does.
-        report = task(jobs[0])
+        reports = task(jobs[0])
         done(jobs[0])
-        return BatchReport([report], list(scan.failures))
-    outcome = run_batch(task, jobs, workers=workers, scheduler=scheduler, on_done=done)
+        return BatchReport(reports, list(scan.failures), [], scan.ineligible)
+    # One failure per series, as the serial run gives: run_batch names the first file, series_failure the rest.
+    outcome = run_batch(task, jobs, workers=workers, scheduler=scheduler, on_done=done, paths_of=lambda job: job.paths[:1])
     if not outcome.results:
         raise outcome.errors[0]  # as clean_source does: the CLI then gives its usual one-line error
-    return BatchReport([r for _, r in outcome.results], list(scan.failures) + outcome.failures)
+    first_file = {job.paths[0]: job for job in jobs}
+    failures = [series_failure(first_file[f.path].paths, e) for f, e in zip(outcome.failures, outcome.errors)]
+    reports = [r for _, series in outcome.results for r in series]
+    return BatchReport(reports, list(scan.failures) + failures, [], scan.ineligible)
 
 
 @dataclass
-class _StackJob:
-    paths: list[Path]  # in stack order, as grouped and sorted by read_source
-    outputs: list[Path]
+class _SeriesJob:
+    stacks: list[list[Path]]  # the files of each stack of one source series, as grouped and sorted by read_source
+    outputs: list[list[Path]]
+    figures: list[Path | None]
     series_uid: str
-    qc: Path | None
+
+    @property
+    def paths(self) -> list[Path]:
+        return [p for stack in self.stacks for p in stack]
 
 
-def _read_stack(paths: Sequence[Path]) -> DicomStack:
-    """The stack of these files in this order (already grouped and checked by read_source)."""
-    parts = [read_file(p) for p in paths]
-    if len(parts) == 1:
-        return parts[0]
-    return DicomStack(
-        [ds for s in parts for ds in s.datasets],
-        [p for s in parts for p in s.paths],
-        np.concatenate([s.stored for s in parts]),
-        np.concatenate([s.slope for s in parts]),
-        np.concatenate([s.intercept for s in parts]),
-    )
-
-
-def _clean_stack_job(
-    job: _StackJob,
+def _clean_series_job(
+    job: _SeriesJob,
     *,
     background: Callable[[DicomStack], np.ndarray] | None,
     protected: Sequence[Path],
     uid_prefix: str | None,
+    include_derived: bool,
     options: dict[str, Any],
-) -> StackReport:
-    return clean_and_write_stack(
-        _read_stack(job.paths), job.outputs, series_uid=job.series_uid, background=background,
-        protected=protected, uid_prefix=uid_prefix, qc=job.qc, **options,
+) -> list[StackReport]:
+    stacks = [read_stack(paths, include_derived=include_derived) for paths in job.stacks]
+    return clean_and_write_series(
+        stacks, job.outputs, series_uid=job.series_uid, background=background, protected=protected,
+        uid_prefix=uid_prefix, qc=job.figures, **options,
     )
 
 

@@ -10,6 +10,7 @@ extra.
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as _dt
 import functools
@@ -52,7 +53,10 @@ _DERIVATION_CODES = {
     "pointwise": ("113062", "DCM", "Pixel by pixel subtraction"),
 }
 _SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")
-_MODIFYING_EQUIPMENT = ("109103", "DCM", "Modifying Equipment")
+# The IODs whose ImageType and FrameType value 2 can only be PRIMARY (PS3.3 C.8.16.1.1, Common
+# CT/MR Image Description): the class decides, as dciodvfy does, also for an object that lacks
+# its functional groups (pydicom-data's emri_small).
+_PRIMARY_ONLY_CLASSES = {pydicom.uid.EnhancedMRImageStorage, pydicom.uid.LegacyConvertedEnhancedMRImageStorage}
 
 # Attributes whose different values split one series into stacks that are sorted separately.
 # What separates the stacks of one series: echoes, repeated acquisitions, time points,
@@ -61,7 +65,44 @@ _SPLIT_KEYWORDS = (
     "EchoNumbers", "EchoTime", "ImageType", "AcquisitionNumber", "TemporalPositionIdentifier", "TriggerTime",
     "InversionTime", "DiffusionBValue", "DiffusionGradientOrientation",
 )
-_NOT_MAGNITUDE = {"P", "PHASE", "PHASE MAP", "PHASE_MAP", "REAL", "IMAGINARY"}
+
+# What is corrected (see eligibility()). The noise model holds for magnitude MR data as the
+# scanner reconstructed it; these SOP classes carry such data (Legacy Converted: classic MR
+# images re-encoded as one object). MR Spectroscopy, Enhanced MR Color, Parametric Map (float
+# maps with Modality MR), Secondary Capture and every non-MR class are left alone.
+_MR_IMAGE_CLASSES = {
+    pydicom.uid.MRImageStorage,
+    pydicom.uid.EnhancedMRImageStorage,
+    pydicom.uid.LegacyConvertedEnhancedMRImageStorage,
+}
+# Values 3 and later of ImageType (PS3.3 C.7.6.1.1.2) and of FrameType (value 3 Image Flavor,
+# value 4 Derived Pixel Contrast, C.8.16.1) that mark the pixel values as something other than
+# a magnitude. Vendors spell the complex component in classic ImageType: Siemens M/P/R/I,
+# Philips M/P/R/I beside M_SE, P_FFE, R_IR ... (prefix checked separately), PHASE MAP.
+_NOT_MAGNITUDE = {"P", "PHASE", "PHASE MAP", "PHASE_MAP", "R", "REAL", "I", "IMAGINARY"}
+_NOT_MAGNITUDE_PREFIXES = ("P_", "R_", "I_")
+# Images that are magnitudes but not the scanner's noisy reconstruction: maps computed from
+# several images (diffusion ADC/FA/trace, relaxometry, perfusion, velocity), projections and
+# reformats (their pixels are maxima, minima or interpolations, whose noise is not Rician),
+# subtractions (signed), localizers and screen captures. DICOM marks them DERIVED in value 1
+# (always in Enhanced MR, whose value 4 then names the contrast: ADC, FA, TRACEW, T1_MAP, MAXIMUM,
+# SUBTRACTION, ...); classic objects from some scanners keep ORIGINAL and say it only in
+# values 3+, with Siemens, GE and Philips words (MIP, MNIP, MPR, PROJECTION IMAGE, TRACEW, EADC,
+# RELCBF, T2 MAP). Words that raw acquisitions carry too (DIFFUSION, PERFUSION, ASL, FMRI,
+# MOSAIC, NORM) are not in the list.
+_NOT_ACQUIRED = {
+    "ADC", "EADC", "FA", "TRACE", "TRACEW", "EXP", "DIFFUSION_ANISO", "DIFFUSION_ATTN",
+    "T1 MAP", "T2 MAP", "T2* MAP", "T1_MAP", "T2_MAP", "T2_STAR_MAP", "R2_STAR_MAP", "PROTON_DENSITY_MAP",
+    "CBF", "CBV", "MTT", "TTP", "RCBF", "RCBV", "RELCBF", "RELCBV", "RELMTT", "PBP", "GBP",
+    "VELOCITY", "VELOCITY MAP", "FIELD_MAP", "FAT_FRACTION", "WATER_FRACTION",
+    "MIP", "MINIP", "MNIP", "MAXIMUM", "MINIMUM", "MPR", "CPR", "PROJECTION IMAGE",
+    "SUBTRACTION", "SUB", "LOCALIZER", "SCREEN SAVE",
+}
+# Every derived object this package writes says so in DerivationDescription, at the top level or
+# (Enhanced MR) in each frame's DerivationImageSequence; ContributingEquipmentSequence may be
+# stripped by other tools, the derivation text is part of what the image is.
+_OWN_DERIVATION = f"Rician noise bias removed by {PACKAGE}"
+_OWN_OUTPUT = f"output of {PACKAGE}"
 # Decoded output of these is never the original: the derived image must say it was lossy compressed.
 _ALWAYS_LOSSY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless}
 _BYTE_SWAP_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
@@ -114,6 +155,13 @@ class DicomStack:
         native byte order.
     slope, intercept : numpy.ndarray
         Rescale slope and intercept per slice or frame (1 and 0 when absent).
+    frames : numpy.ndarray of int or None
+        When the stack holds only some frames of its multi-frame file (the
+        magnitude frames of a MIXED file): their indices in the file. None
+        when it holds them all.
+    whole : DicomStack or None
+        With ``frames``: the stack of every frame of the file, which the
+        derived object is written from (see :meth:`file_pixels`).
     """
 
     datasets: list[Dataset]
@@ -121,6 +169,8 @@ class DicomStack:
     stored: np.ndarray
     slope: np.ndarray
     intercept: np.ndarray
+    frames: np.ndarray | None = None
+    whole: DicomStack | None = field(default=None, repr=False)
     # magnitude() is needed by the background, σ, the correction and the QC figure of
     # one stack: computed once, read-only so that no caller can change the others' copy.
     _magnitude: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
@@ -142,7 +192,8 @@ class DicomStack:
         return str(self.datasets[0].get("SeriesInstanceUID", ""))
 
     @property
-    def _reference_slope(self) -> float:
+    def reference_slope(self) -> float:
+        """The slope of the first slice or frame: :meth:`magnitude` is real-world values over it."""
         return float(self.slope[0])
 
     def magnitude(self) -> np.ndarray:
@@ -164,8 +215,8 @@ class DicomStack:
         one σ holds for the whole stack.
         """
         if self._magnitude is None:
-            scale = (self.slope / self._reference_slope)[:, None, None]
-            offset = (self.intercept / self._reference_slope)[:, None, None]
+            scale = (self.slope / self.reference_slope)[:, None, None]
+            offset = (self.intercept / self.reference_slope)[:, None, None]
             self._magnitude = self.stored.astype(np.float64) * scale + offset
             self._magnitude.flags.writeable = False
         return self._magnitude
@@ -180,11 +231,23 @@ class DicomStack:
         mag = np.asarray(magnitude, dtype=np.float64)
         if mag.shape != self.shape:
             raise ValueError(f"magnitude shape {mag.shape} does not match the stack shape {self.shape}")
-        scale = (self._reference_slope / self.slope)[:, None, None]
+        scale = (self.reference_slope / self.slope)[:, None, None]
         offset = (self.intercept / self.slope)[:, None, None]
         values = np.rint(mag * scale - offset)
         lo, hi = stored_range(self.datasets[0])
         return np.clip(values, lo, hi).astype(self.stored.dtype)
+
+    def file_pixels(self, stored: np.ndarray) -> tuple[DicomStack, np.ndarray]:
+        """The stack of the whole files and their stored values, with ``stored`` in this stack's frames.
+
+        The frames a stack leaves out (the phase frames of a MIXED file) keep
+        their stored values; a stack of whole files returns itself and ``stored``.
+        """
+        if self.whole is None or self.frames is None:
+            return self, stored
+        pixels = self.whole.stored.copy()
+        pixels[self.frames] = stored
+        return self.whole, pixels
 
 
 def stored_range(ds: Dataset) -> tuple[int, int]:
@@ -197,24 +260,72 @@ def stored_range(ds: Dataset) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Failure:
-    """A file that could not be used or written, and why."""
+    """A file, or a source series, that could not be used or written, and why.
+
+    Attributes
+    ----------
+    path : Path
+        The file, or the first file of the series.
+    message : str
+    paths : tuple of Path
+        Every file left unwritten because of it (a whole series); empty when
+        it is ``path`` alone.
+    """
 
     path: Path
     message: str
+    paths: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files left unwritten: ``paths``, or ``path`` alone."""
+        return self.paths or (self.path,)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An input left alone on purpose, and why (see :func:`eligibility`).
+
+    Attributes
+    ----------
+    path : Path
+    reason : str
+    dicom : bool
+        False for a file that is not DICOM at all (no 'DICM' header).
+    derived : bool
+        True when ``include_derived`` would have let it through.
+    """
+
+    path: Path
+    reason: str
+    dicom: bool = True
+    derived: bool = False
 
 
 @dataclass
 class SourceScan:
-    """What :func:`read_source` found: stacks to process and files it could not use."""
+    """What :func:`read_source` found: stacks to process, files it could not use, files it left alone."""
 
     stacks: list[DicomStack]
     failures: list[Failure] = field(default_factory=list)
+    ineligible: list[Skip] = field(default_factory=list)
+
+
+class NotEligibleError(DicomError):
+    """Nothing to correct: the file (or every file of a folder) is not a magnitude MR image.
+
+    ``derived`` is True when ``include_derived`` would have let it through.
+    """
+
+    def __init__(self, message: str, *, derived: bool = False) -> None:
+        super().__init__(message)
+        self.derived = derived
 
 
 def _read_dataset(path: Path) -> Dataset:
     try:
         with warnings.catch_warnings():
-            # Reading must not depend on the caller's warning filters; the checks below decide.
+            # Reading must not depend on the caller's warning filters; the checks after it decide.
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path)
             # pydicom converts elements on first access: a damaged one must fail here, not when writing.
@@ -226,7 +337,6 @@ def _read_dataset(path: Path) -> Dataset:
         raise DicomError(f"{path}: cannot read: {e}") from None
     except Exception as e:  # pydicom raises many types on damaged headers
         raise DicomError(f"{path}: damaged DICOM header ({_first_line(e)})") from None
-    _check_image(ds, path)
     return ds
 
 
@@ -254,22 +364,121 @@ def _check_image(ds: Dataset, path: Path) -> None:
         raise DicomError(f"{path}: PhotometricInterpretation {ds.PhotometricInterpretation} is not monochrome")
     if int(ds.BitsAllocated) not in (8, 16, 32):
         raise DicomError(f"{path}: BitsAllocated {ds.BitsAllocated} is not supported (8, 16 or 32)")
-    component = _complex_component(ds)
-    if component not in (None, "MAGNITUDE"):
-        raise DicomError(f"{path}: a {component.lower()} image (ComplexImageComponent): only magnitude images")
-    flavours = {str(v).upper() for v in list(ds.get("ImageType", []))[2:]}
-    if flavours & _NOT_MAGNITUDE:
-        image_type = "\\".join(str(v) for v in ds.ImageType)
-        raise DicomError(f"{path}: ImageType {image_type} marks a phase, real or imaginary image, not a magnitude")
 
 
-def _complex_component(ds: Dataset) -> str | None:
-    if "ComplexImageComponent" in ds:
-        return str(ds.ComplexImageComponent)
-    for group in ds.get("SharedFunctionalGroupsSequence", []):
-        for item in group.get("MRImageFrameTypeSequence", []):
-            if "ComplexImageComponent" in item:
-                return str(item.ComplexImageComponent)
+def is_own_output(ds: Dataset) -> bool:
+    """True when ``ds`` is an object this package wrote (its DerivationDescription says so).
+
+    The text is at the top level of single-frame objects and in each frame's
+    DerivationImageSequence of Enhanced MR objects.
+    """
+    if _OWN_DERIVATION in str(ds.get("DerivationDescription", "") or ""):
+        return True
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for group in ds.get(groups) or []:
+            for item in group.get("DerivationImageSequence") or []:
+                if _OWN_DERIVATION in str(item.get("DerivationDescription", "") or ""):
+                    return True
+    return False
+
+
+def eligibility(ds: Dataset, *, include_derived: bool = False) -> str | None:
+    """Why ``ds`` is not corrected, or None when it is: the one policy of every batch and σ report.
+
+    Corrected are MR Image, Enhanced MR and Legacy Converted Enhanced MR
+    objects of Modality MR whose pixels are magnitudes as the scanner
+    reconstructed them. Left alone, with the reason returned:
+
+    - the output of this package (its DerivationDescription), always;
+    - other SOP classes (MR spectroscopy, colour, parametric maps, secondary
+      capture, CT, ...) and other modalities, always;
+    - phase, real and imaginary images (ComplexImageComponent, ImageType
+      values such as P, R, I, PHASE MAP, the GE private image type), always;
+    - derived images (ImageType value 1 DERIVED), computed maps and
+      projections (ADC, FA, TRACEW, MIP, MPR, T2 MAP, ...) and localizers,
+      unless ``include_derived``.
+
+    A multi-frame object is judged frame by frame (FrameType and
+    ComplexImageComponent of its functional groups): a MIXED file whose
+    magnitude frames pass is corrected on those frames only.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+    include_derived : bool
+        Let derived images, maps, projections and localizers through.
+
+    Returns
+    -------
+    str or None
+        A short reason that quotes no attribute value beyond the ImageType
+        word it matched, or None.
+    """
+    if is_own_output(ds):
+        return _OWN_OUTPUT
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if sop_class and sop_class not in _MR_IMAGE_CLASSES:
+        name = pydicom.uid.UID(sop_class).name
+        return f"not an MR magnitude image ({name if name != sop_class else 'an unknown SOP class'})"
+    if str(ds.get("Modality", "") or "MR").strip().upper() != "MR":
+        return "not an MR image (Modality is not MR)"
+    reasons = _frame_reasons(ds, include_derived)
+    if any(reason is None for reason in reasons):
+        return None
+    return collections.Counter(reasons).most_common(1)[0][0]
+
+
+def _upper_values(value: Any) -> list[str]:
+    values = [value] if isinstance(value, str) else list(value or [])
+    return [str(v).strip().upper() for v in values]
+
+
+def _ge_component(ds: Dataset) -> str | None:
+    """GE's private image type (0043,102F): 0 magnitude, 1 phase, 2 real, 3 imaginary."""
+    try:
+        value = int(ds.private_block(0x0043, "GEMS_PARM_01")[0x2F].value)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}.get(value)
+
+
+def _frame_reasons(ds: Dataset, include_derived: bool) -> list[str | None]:
+    """The reason to leave each frame alone (None: correct it), from its FrameType and ComplexImageComponent.
+
+    A frame's MRImageFrameTypeSequence item (per-frame, else shared) speaks for it;
+    what it lacks comes from the top-level ImageType and ComplexImageComponent.
+    """
+    image_type = _upper_values(ds.get("ImageType"))
+    component = str(ds.get("ComplexImageComponent", "") or "").strip().upper() or _ge_component(ds)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    reasons = []
+    for frame in range(frames):
+        item = _functional_item(ds, frame, "MRImageFrameTypeSequence")
+        values = _upper_values(item.get("FrameType")) if item is not None and "FrameType" in item else image_type
+        own = str(item.get("ComplexImageComponent", "") or "").strip().upper() if item is not None else ""
+        reasons.append(_image_reason(values, own or component, include_derived))
+    return reasons
+
+
+def _image_reason(values: Sequence[str], component: str | None, include_derived: bool) -> str | None:
+    if component == "MIXED":
+        return "mixed complex components (ComplexImageComponent MIXED) with no per-frame component"
+    if component in ("PHASE", "REAL", "IMAGINARY"):
+        return f"a {component.lower()} image (ComplexImageComponent), not a magnitude"
+    for value in values[2:]:
+        if value in _NOT_MAGNITUDE:
+            return f"a phase, real or imaginary image (ImageType {value}), not a magnitude"
+        if value.startswith(_NOT_MAGNITUDE_PREFIXES):
+            return f"a phase, real or imaginary image (ImageType {value[:2]}...), not a magnitude"
+    if include_derived:
+        return None
+    for value in values[2:]:
+        if value == "LOCALIZER":
+            return "a localizer (ImageType LOCALIZER)"
+        if value in _NOT_ACQUIRED:
+            return f"a computed image, not an acquisition (ImageType {value})"
+    if values[:1] == ["DERIVED"]:
+        return "a derived image (ImageType DERIVED)"
     return None
 
 
@@ -341,6 +550,9 @@ def _rescale(ds: Dataset, frames: int) -> tuple[np.ndarray, np.ndarray]:
 def read_file(path: str | os.PathLike[str]) -> DicomStack:
     """Read one single-frame or multi-frame (e.g. Enhanced MR) file.
 
+    This reads any magnitude image, derived ones and this package's outputs
+    included: :func:`read_source` is what applies :func:`eligibility`.
+
     Parameters
     ----------
     path : path-like
@@ -349,7 +561,8 @@ def read_file(path: str | os.PathLike[str]) -> DicomStack:
     Returns
     -------
     DicomStack
-        One slice, or the file's frames in stored order.
+        One slice, or the file's frames in stored order: the magnitude frames
+        only of a MIXED file (see :meth:`DicomStack.file_pixels`).
 
     Raises
     ------
@@ -360,8 +573,7 @@ def read_file(path: str | os.PathLike[str]) -> DicomStack:
         If the pixel data is compressed and no decoder is installed: install
         the ``codecs`` extra (``pip install "mri-noiselab[codecs]"``).
     """
-    p = Path(path)
-    return _stack_from_dataset(_read_dataset(p), p)
+    return read_stack([path], include_derived=True)
 
 
 def _key_value(value: Any) -> Any:
@@ -422,7 +634,12 @@ def _dicom_files(folder: Path, exclude: Path | None) -> list[Path]:
 
 
 @_hide_values
-def read_folder(folder: str | os.PathLike[str], *, exclude: str | os.PathLike[str] | None = None) -> SourceScan:
+def read_folder(
+    folder: str | os.PathLike[str],
+    *,
+    exclude: str | os.PathLike[str] | None = None,
+    include_derived: bool = False,
+) -> SourceScan:
     """Read every DICOM file under ``folder`` and group the slices into stacks.
 
     Single-frame files are grouped by SeriesInstanceUID, then split by echo
@@ -438,44 +655,115 @@ def read_folder(folder: str | os.PathLike[str], *, exclude: str | os.PathLike[st
         Searched recursively; hidden files and DICOMDIR are skipped.
     exclude : path-like, optional
         A sub-folder to skip (the output folder, when it lies inside the input).
+    include_derived : bool
+        See :func:`eligibility`.
 
     Returns
     -------
     SourceScan
-        The stacks, and every file that could not be used with the reason.
+        The stacks; the failures (a file whose series is known fails its
+        whole series: none of the series' stacks is returned); and the files
+        left alone: not DICOM, or not eligible.
 
     Raises
     ------
     DicomError
         If the folder holds no usable DICOM image at all.
+    NotEligibleError
+        If it holds DICOM files but none to correct.
     """
     root = Path(folder)
     if not root.is_dir():
         raise DicomError(f"{root}: not a folder")
     excluded = Path(exclude).resolve() if exclude is not None else None
-    files = _dicom_files(root, excluded)
     failures: list[Failure] = []
+    ineligible: list[Skip] = []
     groups: dict[tuple[Any, ...], list[tuple[Dataset, Path]]] = {}
     stacks: list[DicomStack] = []
-    for path in files:
+    series_files: dict[str, list[Path]] = {}
+    series_errors: dict[str, list[str]] = {}
+    for path in _dicom_files(root, excluded):
+        uid = None
         try:
+            if not pydicom.misc.is_dicom(path):
+                ineligible.append(Skip(path, "not a DICOM file (no 'DICM' file header)", dicom=False))
+                continue
             ds = _read_dataset(path)
+            skip = _judge(ds, path, include_derived)
+            if skip is not None:
+                ineligible.append(skip)
+                continue
+            uid = str(ds.get("SeriesInstanceUID", "")) if "SeriesInstanceUID" in ds else None
+            if uid is not None:
+                series_files.setdefault(uid, []).append(path)
+            _check_image(ds, path)
             if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-                stacks.append(_stack_from_dataset(ds, path))
+                stacks.append(_stack_from_dataset(ds, path, include_derived))
             else:
                 groups.setdefault(_split_key(ds), []).append((ds, path))
-        except DicomError as e:
-            failures.append(Failure(path, str(e)))
+        except OSError as e:
+            failures.append(Failure(path, f"{path}: cannot read: {e}"))
+        except (ValueError, TypeError) as e:  # DicomError, or a value unlike its VR (BitsAllocated "x")
+            message = str(e) if isinstance(e, DicomError) else f"{path}: damaged DICOM header ({_first_line(e)})"
+            if uid is None:
+                failures.append(Failure(path, message))
+            else:
+                series_errors.setdefault(uid, []).append(message)
     for members in groups.values():
         try:
             stacks.append(_stack_from_files([m[0] for m in members], [m[1] for m in members]))
         except DicomError as e:
-            failures.extend(Failure(p, str(e)) for _, p in members)
+            series_errors.setdefault(str(members[0][0].SeriesInstanceUID), []).append(str(e))
+    # All or nothing per source series: a series with one unusable file or stack is not corrected.
+    for uid, errors in series_errors.items():
+        stacks = [s for s in stacks if s.series_uid != uid]
+        more = f" (and {len(errors) - 1} more error(s) in the series)" if len(errors) > 1 else ""
+        failures.append(series_failure(series_files[uid], errors[0] + more))
     if not stacks:
-        detail = f" ({len(failures)} file(s) unusable, first: {failures[0].message})" if failures else ""
-        raise DicomError(f"{root}: no usable DICOM image found{detail}")
+        _raise_nothing_found(root, failures, ineligible)
     stacks.sort(key=lambda s: str(s.paths[0]))
-    return SourceScan(stacks, failures)
+    return SourceScan(stacks, failures, ineligible)
+
+
+def _judge(ds: Dataset, path: Path, include_derived: bool) -> Skip | None:
+    """:func:`eligibility` of a file read from ``path``: None, or why it is skipped."""
+    try:
+        reason = eligibility(ds, include_derived=include_derived)
+        if reason is None:
+            return None
+        return Skip(path, reason, derived=not include_derived and eligibility(ds, include_derived=True) is None)
+    except (ValueError, TypeError) as e:  # a value that is not what its VR promises (NumberOfFrames "x")
+        raise DicomError(f"{path}: damaged DICOM header ({_first_line(e)})") from None
+
+
+def _raise_nothing_found(root: Path, failures: Sequence[Failure], ineligible: Sequence[Skip]) -> None:
+    if failures:
+        unusable = sum(len(f.files) for f in failures)
+        raise DicomError(f"{root}: no usable DICOM image found ({unusable} file(s) unusable, first: {failures[0].message})")
+    skipped = [s for s in ineligible if s.dicom]
+    if skipped:
+        raise NotEligibleError(
+            f"{root}: nothing to correct: none of its {len(skipped)} DICOM file(s) is a magnitude MR image "
+            f"(first: {skipped[0].path}: {skipped[0].reason})",
+            derived=any(s.derived for s in skipped),
+        )
+    others = f" ({len(ineligible)} non-DICOM file(s))" if ineligible else ""
+    raise DicomError(f"{root}: no usable DICOM image found{others}")
+
+
+def series_failure(paths: Sequence[Path], error: BaseException | str) -> Failure:
+    """The failure of a source series none of whose files is written, naming its first file and size.
+
+    Messages never quote attribute values (a series description may name the
+    patient): the series is named by its first file (in name order) and its
+    number of files.
+    """
+    message = str(error)
+    paths = sorted(paths, key=str)
+    first = paths[0]
+    if len(paths) == 1:
+        return Failure(first, message if message.startswith(str(first)) else f"{first}: {message}")
+    return Failure(first, f"series of {first} ({len(paths)} files): {message}", tuple(paths))
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -483,13 +771,22 @@ def _inside(path: Path, folder: Path) -> bool:
     return resolved == folder or folder in resolved.parents
 
 
-def _stack_from_dataset(ds: Dataset, path: Path) -> DicomStack:
+def _stack_from_dataset(ds: Dataset, path: Path, include_derived: bool) -> DicomStack:
     stored = _decode(ds, path)
     try:
         slope, intercept = _rescale(ds, stored.shape[0])
     except DicomError as e:
         raise DicomError(f"{path}: {e}") from None
-    return DicomStack([ds], [path], stored, slope, intercept)
+    stack = DicomStack([ds], [path], stored, slope, intercept)
+    reasons = _frame_reasons(ds, include_derived)
+    if len(reasons) != stored.shape[0]:
+        raise DicomError(f"{path}: NumberOfFrames does not match the {stored.shape[0]} frame(s) of the pixel data")
+    frames = np.flatnonzero([reason is None for reason in reasons])
+    if frames.size == 0:
+        raise NotEligibleError(f"{path}: {reasons[0]}: only magnitude images are corrected")
+    if frames.size == stored.shape[0]:
+        return stack
+    return DicomStack([ds], [path], stored[frames], slope[frames], intercept[frames], frames=frames, whole=stack)
 
 
 def _stack_from_files(datasets: list[Dataset], paths: list[Path]) -> DicomStack:
@@ -505,7 +802,12 @@ def _stack_from_files(datasets: list[Dataset], paths: list[Path]) -> DicomStack:
                     "of the same series: one stack needs one image format"
                 )
     slices = [_decode(ds, p) for ds, p in zip(datasets, paths)]
-    rescale = [_rescale(ds, 1) for ds in datasets]
+    rescale = []
+    for ds, p in zip(datasets, paths):
+        try:
+            rescale.append(_rescale(ds, 1))
+        except DicomError as e:
+            raise DicomError(f"{p}: {e}") from None
     return DicomStack(
         datasets,
         paths,
@@ -515,14 +817,58 @@ def _stack_from_files(datasets: list[Dataset], paths: list[Path]) -> DicomStack:
     )
 
 
-def read_source(path: str | os.PathLike[str], *, exclude: str | os.PathLike[str] | None = None) -> SourceScan:
-    """Read a file (one stack; errors raise) or a folder (see :func:`read_folder`)."""
+@_hide_values
+def read_stack(paths: Sequence[str | os.PathLike[str]], *, include_derived: bool = False) -> DicomStack:
+    """Read the files of one stack again: the ``paths`` of a stack that :func:`read_source` found.
+
+    Gives the stack :func:`read_source` gave (same order, and the same frames
+    of a MIXED file for the same ``include_derived``), without its checks of
+    :func:`eligibility`: a worker process re-reads its stacks with this.
+
+    Raises
+    ------
+    DicomError
+        As :func:`read_file`.
+    """
+    files = [Path(p) for p in paths]
+    datasets = []
+    for p in files:
+        ds = _read_dataset(p)
+        _check_image(ds, p)
+        datasets.append(ds)
+    if len(files) == 1:
+        return _stack_from_dataset(datasets[0], files[0], include_derived)
+    return _stack_from_files(datasets, files)
+
+
+@_hide_values
+def read_source(
+    path: str | os.PathLike[str],
+    *,
+    exclude: str | os.PathLike[str] | None = None,
+    include_derived: bool = False,
+) -> SourceScan:
+    """Read a file (one stack; errors raise) or a folder (see :func:`read_folder`).
+
+    Raises
+    ------
+    NotEligibleError
+        If the file is not one to correct (see :func:`eligibility`), or a
+        folder holds none.
+    DicomError
+        If the file cannot be used, or a folder holds no usable image.
+    """
     p = Path(path)
     if p.is_dir():
-        return read_folder(p, exclude=exclude)
+        return read_folder(p, exclude=exclude, include_derived=include_derived)
     if not p.exists():
         raise DicomError(f"{p}: no such file or folder")
-    return SourceScan([read_file(p)])
+    ds = _read_dataset(p)
+    skip = _judge(ds, p, include_derived)
+    if skip is not None:
+        raise NotEligibleError(f"{p}: not corrected: {skip.reason}", derived=skip.derived)
+    _check_image(ds, p)
+    return SourceScan([_stack_from_dataset(ds, p, include_derived)])
 
 
 # --------------------------------------------------------------------------- σ and correction
@@ -547,12 +893,30 @@ def background_sigma(
     ValueError
         For a mask of the wrong shape or bad values.
     """
+    # The quality report travels in the estimate (warn=False); callers decide how to show it.
+    values = _background_values(stack, mask)
+    return estimate_sigma(values, method=estimator, coils=coils, warn=False)  # type: ignore[arg-type]
+
+
+def _background_values(stack: DicomStack, mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.shape != stack.shape:
         raise ValueError(f"background mask shape {mask.shape} does not match the stack shape {stack.shape}")
-    # The quality report travels in the estimate (warn=False); callers decide how to show it.
-    values = stack.magnitude()[mask.astype(bool)]
-    return estimate_sigma(values, method=estimator, coils=coils, warn=False)  # type: ignore[arg-type]
+    return stack.magnitude()[mask.astype(bool)]
+
+
+def _pooled_sigma(
+    stacks: Sequence[DicomStack], masks: Sequence[np.ndarray | None], estimator: str, coils: int
+) -> SigmaEstimate:
+    """One σ from the background values of several stacks (those with a mask), in ``stacks[0]``'s units.
+
+    Each stack's magnitude is the real-world value (stored * slope + intercept)
+    divided by its own reference slope; scaling by the ratio of reference slopes
+    puts every value in one unit, the real-world value over ``stacks[0]``'s slope.
+    """
+    unit = stacks[0].reference_slope
+    values = [_background_values(s, m) * (s.reference_slope / unit) for s, m in zip(stacks, masks) if m is not None]
+    return estimate_sigma(np.concatenate(values), method=estimator, coils=coils, warn=False)  # type: ignore[arg-type]
 
 
 def in_plane_window(f_size: int | Sequence[int]) -> tuple[int, int, int]:
@@ -601,7 +965,7 @@ class Derivation:
         origin = f"estimated ({self.estimator}) from the background" if self.estimator else "given"
         window = "none (pointwise)" if self.method == "pointwise" else "x".join(map(str, self.f_size))
         text = (
-            f"Rician noise bias removed by {PACKAGE} {_core.__version__}: method={self.method}, "
+            f"{_OWN_DERIVATION} {_core.__version__}: method={self.method}, "
             f"sigma={self.sigma:.6g} stored units ({origin}), f_size={window} (slices x rows x cols), "
             f"coils={self.coils}"
         )
@@ -623,7 +987,9 @@ class CleanResult:
     corrected : numpy.ndarray
         The corrected magnitude (float, before rounding).
     sigma : SigmaEstimate or None
-        The estimate, or None when σ was given.
+        The estimate, or None when σ was given. In a batch it is the
+        estimate of the whole source series (see :class:`SeriesSigma`), in the
+        units of its first stack; ``derivation.sigma`` is this stack's σ.
     derivation : Derivation
     warnings : list of str
     """
@@ -641,8 +1007,8 @@ def clean_stack(
     mask: np.ndarray | None = None,
     sigma: float | None = None,
     estimator: str = "mle",
-    method: str = "moments",
-    f_size: int | Sequence[int] = 10,
+    method: str = "lmmse",
+    f_size: int | Sequence[int] = 9,
     coils: int = 1,
     num_threads: int | None = None,
 ) -> CleanResult:
@@ -670,25 +1036,43 @@ def clean_stack(
     ValueError
         For bad arguments, or pixels below zero signal.
     """
-    window = in_plane_window(f_size)
-    magnitude = stack.magnitude()
-    if np.any(magnitude < 0):
-        raise ValueError(
-            "pixel values below zero signal (after rescale): not a magnitude image, or an intercept "
-            "that does not mark zero signal"
-        )
+    in_plane_window(f_size)
+    _check_magnitude(stack)
     estimate: SigmaEstimate | None = None
-    notes: list[str] = []
     if sigma is None:
         if mask is None:
             raise ValueError("give a background mask or a known sigma")
         estimate = background_sigma(stack, mask, estimator, coils)
-        notes = list(estimate.warnings)
         value = estimate.sigma
     else:
         value = float(sigma)
-    corrected = correct(magnitude, value, f_size=window, method=method, coils=coils, num_threads=num_threads)  # type: ignore[arg-type]
-    derivation = Derivation(method, value, window, coils, estimator if estimate is not None else None)
+    notes = list(estimate.warnings) if estimate is not None else []
+    return _corrected(stack, value, estimate, notes, method=method, f_size=f_size, coils=coils, num_threads=num_threads)
+
+
+def _check_magnitude(stack: DicomStack) -> None:
+    if np.any(stack.magnitude() < 0):
+        raise ValueError(
+            "pixel values below zero signal (after rescale): not a magnitude image, or an intercept "
+            "that does not mark zero signal"
+        )
+
+
+def _corrected(
+    stack: DicomStack,
+    sigma: float,
+    estimate: SigmaEstimate | None,
+    notes: list[str],
+    *,
+    method: str,
+    f_size: int | Sequence[int],
+    coils: int,
+    num_threads: int | None,
+) -> CleanResult:
+    """Correct ``stack`` with ``sigma`` (its magnitude units), which ``estimate`` (None: given) gave."""
+    window = in_plane_window(f_size)
+    corrected = correct(stack.magnitude(), sigma, f_size=window, method=method, coils=coils, num_threads=num_threads)  # type: ignore[arg-type]
+    derivation = Derivation(method, sigma, window, coils, estimate.method if estimate is not None else None)
     return CleanResult(stack.to_stored(corrected), corrected, estimate, derivation, notes)
 
 
@@ -729,17 +1113,12 @@ def _set_pixel_value_element(ds: Dataset, keyword: str, value: int) -> None:
     ds.add_new(keyword, vr, int(value))
 
 
-def _window(ds_or_item: Dataset, lo: float, hi: float) -> None:
+def _window(ds: Dataset, lo: float, hi: float) -> None:
+    """Set a linear window that spans the real-world values [lo, hi] (a new image's default)."""
     # DICOM PS3.3 C.11.2.1.2.1: the linear window maps [c - 0.5 - (w-1)/2, c - 0.5 + (w-1)/2]
     # onto the output range, so w = hi - lo + 1 and c = (lo + hi + 1) / 2 span [lo, hi] exactly.
-    ds_or_item.WindowCenter = f"{(lo + hi + 1) / 2:.6g}"
-    ds_or_item.WindowWidth = f"{max(hi - lo + 1, 1):.6g}"
-    if "WindowCenterWidthExplanation" in ds_or_item:
-        ds_or_item.WindowCenterWidthExplanation = "full range after noise bias correction"
-    # A VOI LUT or a non-linear VOI function would override this window and no longer fit the data.
-    for keyword in ("VOILUTSequence", "VOILUTFunction"):
-        if keyword in ds_or_item:
-            delattr(ds_or_item, keyword)
+    ds.WindowCenter = f"{(lo + hi + 1) / 2:.6g}"
+    ds.WindowWidth = f"{max(hi - lo + 1, 1):.6g}"
 
 
 @_hide_values
@@ -778,14 +1157,17 @@ def derive_datasets(
     Notes
     -----
     Each copy keeps every attribute (overlays, private tags, patient, study,
-    frame of reference, LossyImageCompression) except: new SOPInstanceUID (and
-    MediaStorageSOPInstanceUID), new SeriesInstanceUID/SeriesNumber and a
-    SeriesDescription suffix; ImageType (and each frame's FrameType)
-    ``DERIVED\\SECONDARY\\...``; DerivationDescription and DerivationCodeSequence
-    (CID 7203); SourceImageSequence (purpose 121322, DCM); a
-    ContributingEquipmentSequence item (109103, DCM); InstanceCreationDate/Time;
-    Smallest/Largest pixel values and the window recomputed; the icon image
-    (a thumbnail of the old pixels) dropped.
+    frame of reference, equipment, LossyImageCompression, the display window
+    and VOI LUTs) except: new SOPInstanceUID (and MediaStorageSOPInstanceUID),
+    new SeriesInstanceUID/SeriesNumber and a SeriesDescription suffix;
+    ImageType ``DERIVED\\SECONDARY\\...`` (``DERIVED\\PRIMARY\\...``, and the
+    same FrameType, for Enhanced and Legacy Converted Enhanced MR);
+    DerivationDescription and DerivationCodeSequence (CID 7203) with
+    SourceImageSequence (purpose 121322, DCM), in each frame's
+    DerivationImageSequence when the object has functional groups;
+    InstanceCreationDate/Time; Smallest/Largest image pixel values recomputed;
+    the icon image (a thumbnail of the old pixels) dropped. A converter such
+    as dcm2niix therefore reads the source's acquisition metadata from it.
     """
     stored = np.asarray(stored)
     if stored.shape != stack.shape:
@@ -797,11 +1179,9 @@ def derive_datasets(
     if series_number is None:
         base = int(source_number) if source_number not in (None, "") else 0
         series_number = base + SERIES_NUMBER_OFFSET
-    real = stored.astype(np.float64) * stack.slope[:, None, None] + stack.intercept[:, None, None]
-    window = (float(real.min()), float(real.max()))
     per_file = [stored] if len(stack.datasets) == 1 else [stored[i : i + 1] for i in range(stack.shape[0])]
     return [
-        _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix, window)
+        _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix)
         for src, pixels in zip(stack.datasets, per_file)
     ]
 
@@ -813,7 +1193,6 @@ def _derive_one(
     series_uid: str,
     series_number: int,
     uid_prefix: str | None,
-    window: tuple[float, float],
 ) -> FileDataset:
     ds = copy.deepcopy(src)
     source_ts = _transfer_syntax(src)
@@ -841,12 +1220,16 @@ def _derive_one(
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.InstanceCreationTime = now.strftime("%H%M%S.%f")
 
-    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
-    ds.ImageType = _derived_type(src.get("ImageType", []), enhanced)
+    ds.ImageType = _derived_type(src.get("ImageType", []), str(src.SOPClassUID) in _PRIMARY_ONLY_CLASSES)
 
+    # No ContributingEquipmentSequence item (Type 3) is added: its Manufacturer is Type 1, and
+    # converters take nested attributes for the image's own. dcm2niix read the item's
+    # SoftwareVersions (which its GE slice timing and vendor rules parse) and, when the source
+    # had none, its Manufacturer, so the sidecar no longer described the acquisition. The
+    # derivation records below, which DICOM requires anyway, name the software and version.
     code = _code_item(derivation.code())
     purpose = _code_item(_SOURCE_PURPOSE)
-    if enhanced:
+    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
         _derive_frames(ds, src, derivation, code, purpose)
     else:
         ds.DerivationDescription = derivation.description()
@@ -858,15 +1241,6 @@ def _derive_one(
         ref.SpatialLocationsPreserved = "YES"
         ds.SourceImageSequence = DicomSequence([ref])
 
-    equipment = Dataset()
-    equipment.Manufacturer = PACKAGE
-    equipment.SoftwareVersions = _core.__version__
-    equipment.ContributionDateTime = now.strftime("%Y%m%d%H%M%S.%f%z")
-    equipment.ContributionDescription = derivation.description()[:1024]
-    equipment.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(_MODIFYING_EQUIPMENT)])
-    previous = list(src.get("ContributingEquipmentSequence", []))
-    ds.ContributingEquipmentSequence = DicomSequence([copy.deepcopy(i) for i in previous] + [equipment])
-
     if "SmallestImagePixelValue" in ds:
         _set_pixel_value_element(ds, "SmallestImagePixelValue", int(pixels.min()))
     if "LargestImagePixelValue" in ds:
@@ -875,12 +1249,9 @@ def _derive_one(
         # The series range spans files this call may not write; a stale value is worse than none.
         if keyword in ds:
             del ds[keyword]
-    if "WindowCenter" in ds or "WindowWidth" in ds:
-        _window(ds, *window)
-    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        for group in ds.get(groups, []):
-            for item in group.get("FrameVOILUTSequence", []):
-                _window(item, *window)
+    # The window, VOI LUTs and FrameVOILUTSequence stay the source's: the correction changes
+    # mostly the dark end, so the output looks as its source did; a window over the whole stack
+    # range made it darker (a GE width of 876 became 2544).
     if "LossyImageCompression" not in ds and source_ts in _ALWAYS_LOSSY:
         ds.LossyImageCompression = "01"
 
@@ -894,11 +1265,11 @@ def _derive_one(
     return out
 
 
-def _derived_type(values: Any, enhanced: bool) -> list[str]:
-    # Enhanced objects allow only PRIMARY as value 2 of ImageType and FrameType
-    # (PS3.3 C.8.16.1.1); other images take DERIVED\SECONDARY.
+def _derived_type(values: Any, primary_only: bool) -> list[str]:
+    # Enhanced MR objects and every MR/CT frame type macro allow only PRIMARY as value 2 of
+    # ImageType and FrameType (PS3.3 C.8.16.1.1); other images take DERIVED\SECONDARY.
     rest = [str(v) for v in list(values)[2:]]
-    return ["DERIVED", "PRIMARY" if enhanced else "SECONDARY", *rest]
+    return ["DERIVED", "PRIMARY" if primary_only else "SECONDARY", *rest]
 
 
 def _derive_frames(ds: Dataset, src: Dataset, derivation: Derivation, code: Dataset, purpose: Dataset) -> None:
@@ -1021,51 +1392,176 @@ def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[
     return mapping
 
 
+@dataclass
+class SeriesSigma:
+    """One σ of a source series, from the pooled backgrounds of all its stacks; or of one stack.
+
+    Attributes
+    ----------
+    stacks : list of DicomStack
+        The stacks it holds for: a whole series (echoes, b-values, time
+        points, multi-frame files), or one stack (σ per volume).
+    estimate : SigmaEstimate
+        In the units of ``stacks[0].magnitude()`` (stored values of its first
+        slice or frame, unless an intercept or several slopes); see :meth:`sigma_of`.
+    warnings : list of str
+        The estimate's warnings, and the stacks in which no background was found.
+    """
+
+    stacks: list[DicomStack]
+    estimate: SigmaEstimate
+    warnings: list[str]
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file of the stacks, in stack order."""
+        return [p for s in self.stacks for p in s.paths]
+
+    def sigma_of(self, stack: DicomStack) -> float:
+        """σ in the units of ``stack.magnitude()``: the same noise on that stack's rescale slope."""
+        return self.estimate.sigma * self.stacks[0].reference_slope / stack.reference_slope
+
+
+@dataclass
+class SigmaReport:
+    """What :func:`estimate_source_sigma` found."""
+
+    series: list[SeriesSigma]
+    failures: list[Failure]
+    ineligible: list[Skip] = field(default_factory=list)
+
+
+def _by_series(stacks: Sequence[DicomStack]) -> list[list[DicomStack]]:
+    """The stacks grouped by source series, in order of each series' first stack."""
+    groups: dict[str, list[DicomStack]] = {}
+    for stack in stacks:
+        groups.setdefault(stack.series_uid, []).append(stack)
+    return list(groups.values())
+
+
+def _series_masks(
+    stacks: Sequence[DicomStack], background: Callable[[DicomStack], np.ndarray], *, pooled: bool
+) -> tuple[list[np.ndarray | None], list[str]]:
+    """Each stack's background mask, and notes.
+
+    With ``pooled`` σ, a stack in which ``background`` finds no background
+    (NoBackgroundError) gets None and a note: the other stacks of the
+    acquisition measure the same noise. Otherwise, or when no stack has one,
+    the error is raised.
+    """
+    masks: list[np.ndarray | None] = []
+    missing: list[NoBackgroundError] = []
+    notes = []
+    for stack in stacks:
+        try:
+            masks.append(background(stack))
+        except NoBackgroundError as e:
+            if not pooled:
+                raise
+            missing.append(e)
+            masks.append(None)
+            notes.append(f"no background found in {_stack_label(stack)}: its σ is the other stacks' of the series")
+    if missing and len(missing) == len(stacks):
+        raise missing[0]
+    return masks, notes
+
+
+def _stack_label(stack: DicomStack) -> str:
+    more = f" (+{len(stack.paths) - 1} files)" if len(stack.paths) > 1 else ""
+    return f"{stack.paths[0].name}{more}"
+
+
+def _series_sigmas(
+    stacks: Sequence[DicomStack],
+    masks: Sequence[np.ndarray | None],
+    notes: Sequence[str],
+    *,
+    estimator: str,
+    coils: int,
+    per_volume: bool,
+) -> list[SeriesSigma]:
+    if all(m is None for m in masks):
+        raise ValueError("give a background (mask function) or a known sigma")
+    if per_volume:
+        found = []
+        for stack, mask in zip(stacks, masks):
+            if mask is None:
+                raise NoBackgroundError(f"no background found in {_stack_label(stack)}: σ per volume needs one in each")
+            estimate = background_sigma(stack, mask, estimator, coils)
+            found.append(SeriesSigma([stack], estimate, list(estimate.warnings)))
+        return found
+    estimate = _pooled_sigma(stacks, masks, estimator, coils)
+    return [SeriesSigma(list(stacks), estimate, [*estimate.warnings, *notes])]
+
+
 def estimate_source_sigma(
     source: str | os.PathLike[str],
     background: Callable[[DicomStack], np.ndarray],
     *,
     estimator: str = "mle",
     coils: int = 1,
-) -> tuple[list[tuple[DicomStack, SigmaEstimate]], list[Failure]]:
-    """Estimate σ for every stack of a file or folder.
+    per_volume: bool = False,
+    include_derived: bool = False,
+) -> SigmaReport:
+    """Estimate σ for every source series of a file or folder: one per series, or one per stack.
+
+    Parameters
+    ----------
+    source : path-like
+    background : callable
+        Returns the boolean background mask of a stack. It is called on each
+        stack of a series and the masked values are pooled; a stack in which
+        it raises NoBackgroundError takes the σ of the others.
+    estimator, coils
+        See :func:`background_sigma`.
+    per_volume : bool
+        One σ per stack (echo, b-value, time point, multi-frame file) instead
+        of one per series.
+    include_derived : bool
+        See :func:`eligibility`.
 
     Returns
     -------
-    estimates : list of (DicomStack, SigmaEstimate)
-    failures : list of Failure
-        Files that could not be read, or stacks whose background failed.
+    SigmaReport
+        The estimates; the failures (a series whose background failed fails
+        whole); the files left alone.
 
     Raises
     ------
     DicomError, NoBackgroundError, ValueError
-        For a file source, or when no stack of a folder gives an estimate.
+        For a file source, or when no series of a folder gives an estimate.
     """
     src = Path(source)
-    scan = read_source(src)
-    estimates = []
+    scan = read_source(src, include_derived=include_derived)
+    found: list[SeriesSigma] = []
     failures = list(scan.failures)
     errors: list[Exception] = []
-    for stack in scan.stacks:
+    for stacks in _by_series(scan.stacks):
         try:
-            estimates.append((stack, background_sigma(stack, background(stack), estimator, coils)))
+            masks, notes = _series_masks(stacks, background, pooled=not per_volume)
+            found.extend(_series_sigmas(stacks, masks, notes, estimator=estimator, coils=coils, per_volume=per_volume))
         except (ValueError, TypeError) as e:
             if not src.is_dir():
                 raise
             errors.append(e)
-            failures.extend(Failure(p, str(e)) for p in stack.paths)
-    if not estimates and errors:
+            failures.append(series_failure([p for s in stacks for p in s.paths], e))
+    if not found and errors:
         raise errors[0]
-    return estimates, failures
+    return SigmaReport(found, failures, scan.ineligible)
 
 
 @dataclass
 class StackReport:
-    """One processed stack: its files, σ and warnings."""
+    """One processed stack: its files, σ and warnings.
+
+    ``source_series`` is the SeriesInstanceUID of its source series (a UID,
+    never shown): the stacks of one series share one σ estimate.
+    """
 
     paths: list[Path]
     outputs: list[Path]
     result: CleanResult
+    source_series: str = ""
 
 
 @dataclass
@@ -1076,67 +1572,123 @@ class BatchReport:
     failures: list[Failure]
     skipped: list[Path] = field(default_factory=list)
     """Outputs that already existed and were left alone (``skip_existing``)."""
+    ineligible: list[Skip] = field(default_factory=list)
+    """Inputs left alone: not DICOM, or not to be corrected (see :func:`eligibility`)."""
 
     @property
     def written(self) -> list[Path]:
         return [p for s in self.stacks for p in s.outputs]
 
 
-def clean_and_write_stack(
-    stack: DicomStack,
-    targets: Sequence[Path],
+def clean_and_write_series(
+    stacks: Sequence[DicomStack],
+    targets: Sequence[Sequence[Path]],
     *,
     series_uid: str,
-    write: Sequence[bool] | None = None,
+    write: Sequence[Sequence[bool]] | None = None,
     background: Callable[[DicomStack], np.ndarray] | None = None,
     protected: Sequence[Path] = (),
     uid_prefix: str | None = None,
-    qc: Path | None = None,
-    **options: Any,
-) -> StackReport:
-    """Clean one stack and write its derived objects (and QC figure): the unit of a batch.
+    qc: Sequence[Path | None] | None = None,
+    per_volume: bool = False,
+    sigma: float | None = None,
+    estimator: str = "mle",
+    method: str = "lmmse",
+    f_size: int | Sequence[int] = 9,
+    coils: int = 1,
+    num_threads: int | None = None,
+) -> list[StackReport]:
+    """Clean the stacks of one source series and write their derived objects: the unit of a batch.
+
+    All or nothing: every stack is cleaned, and its QC figure drawn, before
+    any file is written; if a write fails, the files this call wrote are
+    removed again, so an error leaves none of the series (an interrupt leaves
+    complete files, which ``skip_existing`` finishes).
 
     Parameters
     ----------
-    stack : DicomStack
-        The stack.
-    targets : sequence of Path
-        One output path per file of the stack, in stack order.
+    stacks : sequence of DicomStack
+        The stacks of one source series.
+    targets : sequence of sequences of Path
+        Per stack, one output path per file, in stack order.
     series_uid : str
-        The new SeriesInstanceUID shared by all outputs of the source series.
-    write : sequence of bool, optional
-        Which targets to write (``skip_existing`` leaves the others alone); all by default.
+        The new SeriesInstanceUID of all outputs of the series.
+    write : sequence of sequences of bool, optional
+        Per stack, which targets to write (``skip_existing`` leaves the others
+        alone); all by default. A stack with nothing to write is not corrected
+        but its background still counts for σ.
     background : callable, optional
-        Returns the boolean background mask of the stack; see :func:`clean_source`.
+        Returns the boolean background mask of a stack; see :func:`clean_source`.
     protected : sequence of Path
         Paths that must never be written (the inputs).
     uid_prefix : str, optional
         Root for the new UIDs.
-    qc : Path, optional
-        Where to write the QC figure of this stack.
-    **options
-        ``sigma``, ``estimator``, ``method``, ``f_size``, ``coils``, ``num_threads``
-        for :func:`clean_stack`.
+    qc : sequence of Path or None, optional
+        Per stack, where to write its QC figure.
+    per_volume : bool
+        One σ per stack instead of one for the series (see :class:`SeriesSigma`).
+    sigma, estimator, method, f_size, coils, num_threads
+        See :func:`clean_stack`; a given ``sigma`` holds for every stack.
 
     Returns
     -------
-    StackReport
-        With the outputs actually written.
+    list of StackReport
+        One per stack that had something to write, with the outputs written.
     """
-    mask = background(stack) if background is not None else None
-    result = clean_stack(stack, mask=mask, **options)
-    datasets = derive_datasets(stack, result.stored, result.derivation, series_uid=series_uid, uid_prefix=uid_prefix)
-    png = None
-    if qc is not None:
+    flags = [[True] * len(t) for t in targets] if write is None else [list(w) for w in write]
+    for stack in stacks:
+        _check_magnitude(stack)
+    masks: list[np.ndarray | None] = [None] * len(stacks)
+    notes: list[str] = []
+    if background is not None:
+        masks, notes = _series_masks(stacks, background, pooled=sigma is None and not per_volume)
+    owner: dict[int, SeriesSigma] = {}
+    if sigma is None:
+        found = _series_sigmas(stacks, masks, notes, estimator=estimator, coils=coils, per_volume=per_volume)
+        owner = {id(s): series for series in found for s in series.stacks}
+    results: list[CleanResult | None] = []
+    figures: list[bytes | None] = []
+    for i, stack in enumerate(stacks):
+        if not any(flags[i]):
+            results.append(None)
+            figures.append(None)
+            continue
+        series = owner.get(id(stack))
+        value = series.sigma_of(stack) if series is not None else float(sigma)  # type: ignore[arg-type]
+        result = _corrected(stack, value, series.estimate if series is not None else None,
+                            list(series.warnings) if series is not None else [], method=method, f_size=f_size,
+                            coils=coils, num_threads=num_threads)
+        results.append(result)
+        figure = qc[i] if qc is not None else None
+        if figure is None:
+            figures.append(None)
+            continue
         from mri_noiselab.qc import qc_png
 
-        # Drawn before any write: a plotting error must not leave the DICOMs of a failed stack.
-        png = qc_png(stack.magnitude(), result.corrected, mask, result.derivation.sigma, coils=options.get("coils", 1))
-    flags = [True] * len(targets) if write is None else list(write)
-    outputs = [write_dataset(ds, t, protected=protected) for ds, t, w in zip(datasets, targets, flags) if w]
-    if qc is not None and png is not None:
-        atomic_write(qc, lambda fh: fh.write(png))
-    return StackReport(list(stack.paths), outputs, result)
+        # Drawn before any write: a plotting error must not leave the DICOMs of a failed series.
+        figures.append(qc_png(stack.magnitude(), result.corrected, masks[i], result.derivation.sigma, coils=coils))
+    written: list[Path] = []
+    reports = []
+    try:
+        for i, (stack, result) in enumerate(zip(stacks, results)):
+            if result is None:
+                continue
+            whole, pixels = stack.file_pixels(result.stored)
+            datasets = derive_datasets(whole, pixels, result.derivation, series_uid=series_uid, uid_prefix=uid_prefix)
+            outputs = []
+            for ds, target, todo in zip(datasets, targets[i], flags[i]):
+                if todo:
+                    outputs.append(write_dataset(ds, target, protected=protected))
+                    written.append(outputs[-1])
+            reports.append(StackReport(list(stack.paths), outputs, result, stack.series_uid))
+        for figure_path, png in zip(qc or [], figures):
+            if figure_path is not None and png is not None:
+                written.append(atomic_write(figure_path, lambda fh, data=png: fh.write(data)))
+    except Exception:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return reports
 
 
 def clean_source(
@@ -1146,17 +1698,24 @@ def clean_source(
     background: Callable[[DicomStack], np.ndarray] | None = None,
     sigma: float | None = None,
     estimator: str = "mle",
-    method: str = "moments",
-    f_size: int | Sequence[int] = 10,
+    method: str = "lmmse",
+    f_size: int | Sequence[int] = 9,
     coils: int = 1,
     num_threads: int | None = None,
     uid_prefix: str | None = None,
     qc: str | os.PathLike[str] | None = None,
     skip_existing: bool = False,
+    per_volume: bool = False,
+    include_derived: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[Path], None] | None = None,
 ) -> BatchReport:
     """Clean a DICOM file or a folder of series and write the derived objects.
+
+    Each source series (one SeriesInstanceUID: its echoes, b-values, time
+    points and multi-frame files) gets one σ, estimated from the pooled
+    background of all its stacks, and is written all or nothing: if one of
+    its stacks fails, none of its files is written and one failure names it.
 
     Parameters
     ----------
@@ -1178,78 +1737,104 @@ def clean_source(
         Leave outputs that already exist alone and write only the missing ones,
         to finish an interrupted run. Files written earlier are complete (writes
         are atomic); the new files of a partly written series join its existing
-        SeriesInstanceUID. An existing output that was not derived from its
-        input is an error for that stack.
+        SeriesInstanceUID, and σ is the whole series' again. An existing output
+        that was not derived from its input is an error for that series.
+    per_volume : bool
+        One σ per stack instead of one per series (noise that differs between
+        volumes, e.g. a receiver gain that changes with the b-value).
+    include_derived : bool
+        Also correct derived images, maps, projections and localizers (see
+        :func:`eligibility`); never phase, real or imaginary images, other
+        modalities or this package's own outputs.
     on_start : callable, optional
-        Called once with the number of input files found.
+        Called once with the number of input files to correct.
     on_file : callable, optional
         Called with each input path once its output is written, skipped or has failed.
 
     Returns
     -------
     BatchReport
+        Written stacks, failures (one per failed series or unreadable file),
+        existing outputs left alone, and inputs left alone with the reason.
 
     Raises
     ------
+    NotEligibleError
+        For a file source that is not to be corrected, or a folder with none.
     DicomError, NoBackgroundError, ValueError, OSError
-        For a file source, or when every stack of a folder fails (first error);
+        For a file source, or when every series of a folder fails (first error);
         also, before anything is written, when an output or QC path is an input,
         a symbolic link, a folder, outside the output folder or not writable.
-        Otherwise failures are collected in the report, and every good stack is
-        written.
+        Otherwise failures are collected in the report, and every good series
+        is written.
     """
-    if sigma is None and background is None:
-        raise ValueError("give a background (mask function) or a known sigma")
-    src = Path(source)
-    dst = Path(destination)
-    if src.is_dir() and dst.resolve() == src.resolve():
-        raise ValueError(f"the output {dst} is the input folder, whose files are input files: choose another output")
-    scan = read_source(src, exclude=dst if src.is_dir() else None)
-    inputs = [p for s in scan.stacks for p in s.paths]
-    mapping = output_paths(src, destination, inputs)
-    figures = qc_paths(qc, len(scan.stacks))
-    check_targets(list(mapping.values()), figures, inputs)
+    src, dst, scan, inputs, mapping, figures = _prepare_batch(
+        source, destination, background=background, sigma=sigma, per_volume=per_volume, qc=qc,
+        include_derived=include_derived,
+    )
     if on_start is not None:
         on_start(len(inputs))
     failures = list(scan.failures)
     reports: list[StackReport] = []
     skipped: list[Path] = []
-    new_uids: dict[str, str] = {}
     errors: list[BaseException] = []
-    for index, stack in enumerate(scan.stacks):
+    for stacks in _by_series(scan.stacks):
+        paths = [p for s in stacks for p in s.paths]
         try:
-            targets = [mapping[p] for p in stack.paths]
-            todo = [not (skip_existing and t.exists()) for t in targets]
-            if not all(todo):
-                new_uids.setdefault(stack.series_uid, _existing_series_uid(stack, targets, todo))
-            if not any(todo):
-                skipped.extend(targets)
-                for p in stack.paths:
-                    if on_file is not None:
-                        on_file(p)
-                continue
-            uid = new_uids.setdefault(stack.series_uid, generate_uid(prefix=uid_prefix))
-            report = clean_and_write_stack(
-                stack, targets, series_uid=uid, write=todo, background=background, protected=inputs,
-                uid_prefix=uid_prefix, qc=figures[index] if figures else None, sigma=sigma,
-                estimator=estimator, method=method, f_size=f_size, coils=coils, num_threads=num_threads,
-            )
-            skipped.extend(t for t, w in zip(targets, todo) if not w)
-            if on_file is not None:
-                for p in stack.paths:
-                    on_file(p)
-            reports.append(report)
+            targets = [[mapping[p] for p in s.paths] for s in stacks]
+            todo = [[not (skip_existing and t.exists()) for t in ts] for ts in targets]
+            existing = _existing_series_uid(stacks, targets, todo)
+            if any(any(flags) for flags in todo):
+                uid = existing or generate_uid(prefix=uid_prefix)
+                reports.extend(clean_and_write_series(
+                    stacks, targets, series_uid=uid, write=todo, background=background, protected=inputs,
+                    uid_prefix=uid_prefix, qc=[figures.get(id(s)) for s in stacks], per_volume=per_volume,
+                    sigma=sigma, estimator=estimator, method=method, f_size=f_size, coils=coils,
+                    num_threads=num_threads,
+                ))
+            skipped.extend(t for ts, flags in zip(targets, todo) for t, w in zip(ts, flags) if not w)
         except (ValueError, TypeError, OSError) as e:
             if not src.is_dir():
                 raise
             errors.append(e)
-            for p in stack.paths:
-                failures.append(Failure(p, str(e)))
-                if on_file is not None:
-                    on_file(p)
+            failures.append(series_failure(paths, e))
+        if on_file is not None:
+            for p in paths:
+                on_file(p)
     if not reports and errors:
         raise errors[0]
-    return BatchReport(reports, failures, skipped)
+    return BatchReport(reports, failures, skipped, scan.ineligible)
+
+
+def _prepare_batch(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    background: Callable[[DicomStack], np.ndarray] | None,
+    sigma: float | None,
+    per_volume: bool,
+    qc: str | os.PathLike[str] | None,
+    include_derived: bool,
+) -> tuple[Path, Path, SourceScan, list[Path], dict[Path, Path], dict[int, Path]]:
+    """Check the arguments, read the source and check every output before anything is written.
+
+    Returns the source and destination paths, the scan, the input files, the
+    output of each input, and the QC figure of each stack (by ``id``).
+    """
+    if sigma is None and background is None:
+        raise ValueError("give a background (mask function) or a known sigma")
+    if sigma is not None and per_volume:
+        raise ValueError("per_volume estimates σ for each stack: it cannot be combined with a given sigma")
+    src = Path(source)
+    dst = Path(destination)
+    if src.is_dir() and dst.resolve() == src.resolve():
+        raise ValueError(f"the output {dst} is the input folder, whose files are input files: choose another output")
+    scan = read_source(src, exclude=dst if src.is_dir() else None, include_derived=include_derived)
+    inputs = [p for s in scan.stacks for p in s.paths]
+    mapping = output_paths(src, destination, inputs)
+    figures = qc_paths(qc, len(scan.stacks))
+    check_targets(list(mapping.values()), figures, inputs)
+    return src, dst, scan, inputs, mapping, {id(s): f for s, f in zip(scan.stacks, figures)}
 
 
 def qc_paths(qc: str | os.PathLike[str] | None, stacks: int) -> list[Path]:
@@ -1276,29 +1861,33 @@ def check_targets(outputs: Sequence[Path], figures: Sequence[Path], inputs: Sequ
         check_writable(path)
 
 
-def _existing_series_uid(stack: DicomStack, targets: Sequence[Path], todo: Sequence[bool]) -> str:
-    """The SeriesInstanceUID of this stack's outputs that exist, after checking they derive from it."""
+def _existing_series_uid(
+    stacks: Sequence[DicomStack], targets: Sequence[Sequence[Path]], todo: Sequence[Sequence[bool]]
+) -> str | None:
+    """The SeriesInstanceUID of the series' outputs that exist (None: none does), after checking they derive from it."""
     uids = set()
-    for src, path, target, missing in zip(stack.datasets, stack.paths, targets, todo):
-        if missing:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                done = pydicom.dcmread(target, stop_before_pixels=True)
-            referenced = {str(e.value) for e in done.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
-            uid = str(done.SeriesInstanceUID)
-        except Exception as e:  # pydicom raises many types on damaged files
-            raise DicomError(f"{target}: exists but cannot be read ({_first_line(e)}): remove it to rewrite it") from None
-        if str(src.SOPInstanceUID) not in referenced:
-            raise DicomError(
-                f"{target}: exists but was not derived from its input {path.name}: "
-                "remove it, or run without skipping existing outputs to replace it"
-            )
-        uids.add(uid)
-    if len(uids) != 1:
-        raise DicomError(f"the existing outputs of one series ({targets[0].name}, ...) belong to {len(uids)} different series")
-    return uids.pop()
+    for stack, stack_targets, stack_todo in zip(stacks, targets, todo):
+        for src, path, target, missing in zip(stack.datasets, stack.paths, stack_targets, stack_todo):
+            if missing:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    done = pydicom.dcmread(target, stop_before_pixels=True)
+                referenced = {str(e.value) for e in done.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
+                uid = str(done.SeriesInstanceUID)
+            except Exception as e:  # pydicom raises many types on damaged files
+                raise DicomError(f"{target}: exists but cannot be read ({_first_line(e)}): remove it to rewrite it") from None
+            if str(src.SOPInstanceUID) not in referenced:
+                raise DicomError(
+                    f"{target}: exists but was not derived from its input {path.name}: "
+                    "remove it, or run without skipping existing outputs to replace it"
+                )
+            uids.add(uid)
+    if len(uids) > 1:
+        first = targets[0][0].name
+        raise DicomError(f"the existing outputs of one series ({first}, ...) belong to {len(uids)} different series")
+    return uids.pop() if uids else None
 
 
 # --------------------------------------------------------------------------- example data
@@ -1525,7 +2114,7 @@ def run_example(
 __all__ = [
     "check_targets",
     "file_dataset",
-    "clean_and_write_stack",
+    "clean_and_write_series",
     "qc_paths",
     "BatchReport",
     "CleanResult",
@@ -1536,22 +2125,30 @@ __all__ = [
     "ExampleReport",
     "Failure",
     "NoBackgroundError",
+    "NotEligibleError",
+    "SeriesSigma",
+    "SigmaReport",
+    "Skip",
     "SourceScan",
     "StackReport",
     "background_sigma",
     "clean_source",
     "clean_stack",
     "derive_datasets",
+    "eligibility",
     "encode_dataset",
     "estimate_source_sigma",
     "example_phantom",
     "run_example",
     "synthetic_mr_image",
     "in_plane_window",
+    "is_own_output",
     "output_paths",
     "read_file",
     "read_folder",
     "read_source",
+    "read_stack",
+    "series_failure",
     "stored_range",
     "write_dataset",
 ]

@@ -19,7 +19,8 @@
 #define NOISELAB_SIMD_REDUCE \
     _Pragma("omp simd reduction(+ : cn, cf, cneg, cz) reduction(min : lo) reduction(max : hi)")
 #define NOISELAB_SIMD_CLAMP _Pragma("omp simd reduction(+ : clamped)")
-#define NOISELAB_SIMD_COUNT_MAX _Pragma("omp simd reduction(+ : clamped) reduction(max : highest)")
+#define NOISELAB_SIMD_COUNT_MAX \
+    _Pragma("omp simd reduction(+ : clamped) reduction(max : highest) reduction(min : lowest)")
 #else
 #define NOISELAB_SIMD_REDUCE
 #define NOISELAB_SIMD_CLAMP
@@ -77,35 +78,47 @@ struct CorrectionReport {
 
 namespace detail {
 
-/// sqrt(q) for q >= 0, rounded to T: in float for float output (twice as fast, within an
-/// ulp of the rounded double root) unless q may exceed FLT_MAX (`wide`), as A^2 of a
-/// float image can.
+/// Whether the float root of q >= 0 is good: q is 0 or a normal float. Above FLT_MAX
+/// float(q) is inf (A^2 of a float image can be that large); below FLT_MIN it is
+/// subnormal or 0 and the root loses its bits (A below ~1e-19).
+inline bool float_root_fits(double q) {
+    return q == 0.0 || (q >= static_cast<double>(std::numeric_limits<float>::min()) &&
+                        q <= static_cast<double>(std::numeric_limits<float>::max()));
+}
+
+/// sqrt(q) for q >= 0, rounded to T: in float for float output when float_root_fits(q)
+/// (`in_float`; twice as fast, within an ulp of the rounded double root), else in double.
 template <class T>
-inline T root(double q, bool wide) {
+inline T root(double q, bool in_float) {
     if constexpr (std::is_same_v<T, float>) {
-        if (!wide) return std::sqrt(static_cast<float>(q));
+        if (in_float) return std::sqrt(static_cast<float>(q));
     }
-    (void)wide;
+    (void)in_float;
     return static_cast<T>(std::sqrt(q));
 }
 
 // The common case (no mask, one sigma, moments, unit stride) on its own, written so that
 // GCC vectorises it. A select before sqrt becomes a branch, while 0.5 (a + |a|) = max(a, 0)
 // exactly does not. The clamp count is kept in double: GCC 12 vectorises that reduction
-// (an integer count of double compares it does not). The row maximum picks the root's
-// precision.
+// (an integer count of double compares it does not). The row's largest and smallest
+// positive A^2 tell whether every root fits in float; if one does not, each voxel picks
+// its own, exactly as the general loop does (so lmmse with K = 0 stays equal to moments).
 template <class T>
 std::size_t moments_row(const double* __restrict sums, T* __restrict dst, std::size_t nx, double inv,
                         double bias) {
     double clamped = 0.0, highest = 0.0;  // counts of 0/1 in double are exact below 2^53
+    double lowest = std::numeric_limits<double>::infinity();
     NOISELAB_SIMD_COUNT_MAX
     for (std::size_t x = 0; x < nx; ++x) {
         const double m2 = sums[x] * inv;
         clamped += m2 < bias ? 1.0 : 0.0;  // A^2 < 0 exactly when <M^2> < bias
         highest = m2 > highest ? m2 : highest;
+        const double a2 = m2 - bias;
+        lowest = a2 > 0.0 && a2 < lowest ? a2 : lowest;
     }
-    const bool wide = !(highest - bias <= static_cast<double>(std::numeric_limits<float>::max()));
-    if (wide) {
+    const bool all_float = highest - bias <= static_cast<double>(std::numeric_limits<float>::max()) &&
+                           lowest >= static_cast<double>(std::numeric_limits<float>::min());
+    if (all_float) {
         for (std::size_t i = 0; i < nx; ++i) {
             const double a2 = sums[i] * inv - bias;
             dst[i] = root<T>(0.5 * (a2 + std::fabs(a2)), true);
@@ -113,7 +126,8 @@ std::size_t moments_row(const double* __restrict sums, T* __restrict dst, std::s
     } else {
         for (std::size_t i = 0; i < nx; ++i) {
             const double a2 = sums[i] * inv - bias;
-            dst[i] = root<T>(0.5 * (a2 + std::fabs(a2)), false);
+            const double q = 0.5 * (a2 + std::fabs(a2));
+            dst[i] = root<T>(q, float_root_fits(q));
         }
     }
     return static_cast<std::size_t>(clamped);
@@ -206,7 +220,7 @@ struct CorrectSink {
             clamped += inside & (a2 < 0.0);
             // The same root as moments_row: where K is 0, lmmse equals moments to the bit.
             const double q = std::max(a2, 0.0);
-            const T corrected = root<T>(q, !(q <= static_cast<double>(std::numeric_limits<T>::max())));
+            const T corrected = root<T>(q, float_root_fits(q));
             if constexpr (Masked) dst[xi * ox] = inside ? corrected : src[xi * sx];
             else dst[xi * ox] = corrected;
         }
@@ -230,7 +244,8 @@ struct CorrectSink {
 /// `in` and `out` have the same shape and must not overlap. The image is validated in
 /// the same pass: the report counts NaN/inf, negative and zero voxels and the range, so
 /// the caller decides what is an error. Throws std::invalid_argument for bad ranks,
-/// empty axes, window sizes < 1, shape mismatches, coils < 1, or sigma < 0 / NaN.
+/// empty axes, window sizes < 1, shape mismatches, coils < 1, sigma < 0 / NaN, or a
+/// sigma so large that 2 N sigma^2 overflows double.
 template <class T>
 CorrectionReport correct(ArrayView<const T> in, ArrayView<T> out, double sigma, const Window& window,
                          const CorrectionOptions& opt = {}) {
@@ -244,6 +259,8 @@ CorrectionReport correct(ArrayView<const T> in, ArrayView<T> out, double sigma, 
     if (opt.coils < 1) throw std::invalid_argument("noiselab: coils must be >= 1, got 0");
     if (!map && !(sigma >= 0.0 && std::isfinite(sigma)))
         throw std::invalid_argument("noiselab: sigma must be finite and >= 0, got " + std::to_string(sigma));
+    if (!map && !std::isfinite(2.0 * opt.coils * sigma * sigma))
+        throw std::invalid_argument("noiselab: sigma is so large that 2 N sigma^2 overflows double");
     const detail::Geometry g(in, window);
     auto go = [&](auto masked, auto lmmse, auto has_map) -> CorrectionReport {
         constexpr bool M = decltype(masked)::value, L = decltype(lmmse)::value,
