@@ -19,6 +19,28 @@ def rician(truth: np.ndarray, sigma: float, rng: np.random.Generator, coils: int
     return np.sqrt(total)
 
 
+def rounded_noise_sigma(values: np.ndarray, coils: int = 1) -> float:
+    """sigma whose rounded noise round(M) has the values' mean square, from scipy's chi.
+
+    The estimator for integer data: given round(M) >= 1 when the values hold no zero
+    (zeros left out), over all k otherwise.
+    """
+    from scipy import optimize, stats
+
+    v = np.asarray(values, dtype=float)
+    first = 0.0 if np.any(v == 0) else 1.0
+    target = float(np.mean(v * v))
+
+    def excess(s: float) -> float:
+        k = np.arange(first, np.ceil(s * (np.sqrt(2 * coils) + 14)) + 1)
+        law = stats.chi(2 * coils, scale=s)
+        p = law.sf(k - 0.5) - law.sf(k + 0.5)
+        return float(p @ k**2 / p.sum()) - target
+
+    plain = float(np.sqrt(target / (2 * coils)))
+    return float(optimize.brentq(excess, plain / 4, plain * 2, xtol=1e-14, rtol=1e-13))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261125)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import rounded_noise_sigma
 from dicom_helpers import enhanced_mr, phantom_volume, write_series
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
@@ -53,9 +54,10 @@ def plane(rng: np.random.Generator, size: int = 32) -> np.ndarray:
 
 
 def mle(values: np.ndarray) -> tuple[float, int]:
-    """σ² = ΣM²/(2n) over the non-zero values (exact zeros are left out), and n."""
+    """σ from the non-zero values (exact zeros are left out), and n. They are integers, so σ is
+    the one whose rounded noise has their mean square (σ² = ΣM²/(2n) but for rounding)."""
     v = values[values != 0].astype(np.float64)
-    return float(np.sqrt(np.sum(v**2) / (2 * v.size))), int(v.size)
+    return rounded_noise_sigma(v), int(v.size)
 
 
 def pointwise(m: np.ndarray, sigma: float) -> np.ndarray:
@@ -317,7 +319,7 @@ def test_two_b_values_of_one_series_get_one_pooled_sigma(tmp_path, rng):
     code, out, err = run("clean", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *roi_args())
     assert code == 0, err
     sigma_lines = [line for line in out.splitlines() if "σ =" in line]
-    assert sigma_lines == [f"b0_0.dcm (+5 files, 2 stacks): σ = {row['sigma']:.4g} (mle, n={n} background pixels)"]
+    assert sigma_lines == [f"b0_0.dcm (+5 files, 2 stacks): σ = {row['sigma']:.4g} (mle, coils=1 (fitted), n={n} background pixels)"]
     sigmas = {p.name: derivation_sigma(tmp_path / "out" / p.name) for p in files["b0"] + files["b1000"]}
     assert set(sigmas.values()) == {float(f"{row['sigma']:.6g}")}
 

@@ -22,7 +22,7 @@ from mri_noiselab.nifti import (  # noqa: E402
     roi_mask_xyz,
     sigma_per_volume,
 )
-from tests.conftest import rician  # noqa: E402
+from tests.conftest import rician, rounded_noise_sigma  # noqa: E402
 
 AFFINE = np.array([[-1.5, 0, 0, 90], [0, 1.5, 0, -120], [0, 0, 4.0, -60], [0, 0, 0, 1]])
 
@@ -61,10 +61,11 @@ def test_int16_scaled_keeps_header_and_matches_formula(tmp_path, rng):
     np.testing.assert_array_equal(out.affine, nib.load(src).affine)
     assert (out.dataobj.slope, out.dataobj.inter) == (2.0, 0.0)
     assert out.header.get_xyzt_units() == ("mm", "sec") and out.header.get_dim_info() == (None, None, 2)
-    # σ from the ROI by the MLE formula, in stored units; the window is in-plane (5, 5, 1).
+    # σ from the ROI, in stored units: integers there, so the MLE of rounded noise (zeros left out).
+    # The window is in-plane (5, 5, 1).
     bg = stored[:10, :10, :]
-    sigma = np.sqrt(np.mean(bg[bg != 0] ** 2) / 2)
-    assert r.sigma == pytest.approx(sigma, rel=1e-12) and r.window == (5, 5, 1)
+    sigma = rounded_noise_sigma(bg[bg != 0])
+    assert r.sigma == pytest.approx(sigma, rel=1e-9) and r.window == (5, 5, 1)
     from scipy.ndimage import uniform_filter
 
     a2 = uniform_filter(stored**2, size=(5, 5, 1), mode="reflect") - 2 * sigma**2
@@ -198,6 +199,6 @@ def test_cli_sigma_nifti_per_volume(tmp_path, rng, capsys):
     bg = np.rint(noisy[:10, :12])
     for t, row in enumerate(rows):
         values = bg[..., t][bg[..., t] != 0]
-        assert row["sigma"] == pytest.approx(np.sqrt(np.mean(values**2) / 2), rel=1e-12)
+        assert row["sigma"] == pytest.approx(rounded_noise_sigma(values), rel=1e-9)
     assert main(["sigma", str(src)]) == 0
     assert "s.nii.gz (40x44x6x2)" in capsys.readouterr().out

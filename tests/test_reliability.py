@@ -496,7 +496,8 @@ def _secret_inputs(folder: Path, rng: np.random.Generator) -> None:
     write_dataset(negative, folder / "neg" / "negative.dcm")
     zero = synthetic_mr_image(np.zeros((8, 8), np.uint16), **SECRETS)
     write_dataset(zero, folder / "zero" / "zero.dcm")
-    odd = synthetic_mr_image(np.ones((8, 8), np.uint16), **SECRETS)
+    # Noise, not a constant: a background of one value is refused before anything is written.
+    odd = synthetic_mr_image(np.round(rng.rayleigh(5.0, (8, 8))).astype(np.uint16), **SECRETS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         odd.add_new("PatientBirthDate", "DA", "NOT-A-DATE-XQZ")  # invalid values make pydicom quote them
@@ -509,7 +510,7 @@ def test_no_patient_data_in_any_output_stream_or_qc_figure(tmp_path, rng, recwar
     recwarn.clear()
     runs = [
         ["clean", str(tmp_path), "-o", str(tmp_path / "out"), "--roi", "0:4,0:4", "-v", "--qc", str(tmp_path / "qc.png")],
-        ["clean", str(tmp_path / "odd" / "odd.dcm"), "-o", str(tmp_path / "o.dcm"), "--roi", "0:4,0:4", "-v"],
+        ["clean", str(tmp_path / "odd" / "odd.dcm"), "-o", str(tmp_path / "o.dcm"), "--roi", "0:8,0:8", "-v"],
         ["clean", str(tmp_path / "bad" / "phase.dcm"), "-o", str(tmp_path / "p.dcm"), "--sigma", "3", "-v"],
         ["clean", str(tmp_path / "neg" / "negative.dcm"), "-o", str(tmp_path / "n.dcm"), "--sigma", "3", "-v"],
         ["clean", str(tmp_path / "zero" / "zero.dcm"), "-o", str(tmp_path / "z.dcm"), "--roi", "0:4,0:4", "-v"],

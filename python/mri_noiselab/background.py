@@ -59,7 +59,7 @@ class RoiWarning(UserWarning):
 _TEMME_MIN_N = 20
 _TEMME_BAND = 0.3
 # Terms kept in 1/N and in each coefficient's Taylor series in eta: at N = 20 and
-# |eta| < 0.34 (the band's edge) the first term left out is below 1e-16 of the result.
+# |eta| < 0.34 (the band's edge) those left out change P by less than 1e-17.
 _TEMME_TERMS = 10
 _TEMME_TAYLOR = 20
 
@@ -107,8 +107,8 @@ def _temme_coefficients() -> np.ndarray:
 
 
 def _log_gamma_star(a: int) -> float:
-    """ln Gamma*(a): from (a-1)! below 10, else the Stirling series (first term left out < 1e-17)."""
-    if a < 10:
+    """ln Gamma*(a): from (a-1)! below 20 (to ~1e-14), else the Stirling series (first term left out < 1e-17)."""
+    if a < 20:
         return math.log(math.factorial(a - 1)) - (a - 0.5) * math.log(a) + a - 0.5 * math.log(2.0 * math.pi)
     return sum(float(bj) / float(a) ** j for j, bj in enumerate(_stirling_series()) if bj)
 
@@ -289,18 +289,21 @@ def _chi_quantile(q: float, sigma: float, coils: int) -> float:
 def _ratio_standard_error(n: int, coils: int) -> float:
     """Standard error of the sample mean/std of n pure-noise values (delta method).
 
-    With a = mean(M), b = mean(M^2), r = a / sqrt(b - a^2): dr/da = b / s^3 and
-    dr/db = -a / (2 s^3), and (a, b) has the covariance of (M, M^2) over n.
+    The central moments of the chi (sigma = 1) in forms that do not cancel as N
+    grows: v = 2N - beta^2, mu_3 = beta (1 - 2v), mu_4 - v^2 = 4 (N (2v - 1) + v - v^2).
     """
-    m1, m2, m3, m4 = (chi_moment(p, 1.0, coils) for p in (1, 2, 3, 4))
-    return _delta_ratio_se(m1, m2, m3, m4, n)
+    beta, factor, _ = rayleigh_constants(coils)
+    v = factor * factor
+    return _delta_ratio_se(beta, v, beta * (1 - 2 * v), 4 * (coils * (2 * v - 1) + v - v * v), n)
 
 
-def _delta_ratio_se(m1: float, m2: float, m3: float, m4: float, n: int) -> float:
-    s = math.sqrt(m2 - m1 * m1)
-    ga, gb = m2 / s**3, -m1 / (2 * s**3)
-    var = ga * ga * (m2 - m1 * m1) + 2 * ga * gb * (m3 - m1 * m2) + gb * gb * (m4 - m2 * m2)
-    return math.sqrt(var / n)
+def _delta_ratio_se(mean: float, var: float, mu3: float, mu4_minus_var2: float, n: int) -> float:
+    """sd of mean/std over n values, from the mean, variance and third and fourth central moments.
+
+    r = mean / sqrt(var), with Var(mean) = var / n, Cov(mean, s^2) = mu3 / n and
+    Var(s^2) = (mu4 - var^2) / n: n Var(r) = 1 - mean mu3 / var^2 + mean^2 (mu4 - var^2) / (4 var^3).
+    """
+    return math.sqrt((1 - mean * mu3 / var**2 + mean * mean * mu4_minus_var2 / (4 * var**3)) / n)
 
 
 def _expected_ratio(
@@ -315,8 +318,9 @@ def _expected_ratio(
     if not rounded:
         return rayleigh_constants(coils)[2], _ratio_standard_error(n, coils)
     k, pmf = _rounded_pmf(sigma, coils, zeros)
-    m1, m2, m3, m4 = (float(pmf @ k**p) for p in (1, 2, 3, 4))
-    return m1 / math.sqrt(m2 - m1 * m1), _delta_ratio_se(m1, m2, m3, m4, n)
+    mean = float(pmf @ k)
+    var, mu3, mu4 = (float(pmf @ (k - mean) ** p) for p in (2, 3, 4))
+    return mean / math.sqrt(var), _delta_ratio_se(mean, var, mu3, mu4 - var * var, n)
 
 
 def _rounded_pmf(sigma: float, coils: int, zeros: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -334,14 +338,12 @@ def _rounded_pmf(sigma: float, coils: int, zeros: bool = False) -> tuple[np.ndar
     return k, pmf / pmf.sum()
 
 
-# Integer data whose plain sigma is below this are fitted as rounded chi noise. Above it
-# the plain estimates' bias from rounding (and from leaving genuine zeros out) is at most
-# 0.5% for every method and coil count; worst: "mean" without zeros, N = 1 (+45% for "mle"
-# at sigma = 0.5, +2.1% at 2, +0.93% at 3, +0.52% at 4, +0.33% at 5).
-_ROUNDED_BELOW = 5.0
-# The smallest sigma a fit returns: below it round(M) = 0 (or 1, given >= 1) but for
-# exp(-1/(8 sigma^2)) < 2e-22, which no sample resolves (the probabilities underflow soon after).
-_ROUNDED_MIN_SIGMA = 0.05
+# Integer data whose plain sigma is below this are modelled as rounded chi noise, both for
+# sigma and in the quality report. Measured, worst case N = 1 with the zeros left out: the
+# plain "mle" is +45% at sigma = 0.5, +2.1% at 2, +0.52% at 4 ("mean" +0.50% at 5), and
+# the expected mean/std shifts by 0.78% at 5, which the ratio check would notice; at 50
+# both are below 0.01%.
+_ROUNDED_BELOW = 50.0
 # sd(round(M)) falls and rises again as sigma grows below this (the mass moves from one
 # integer to the next: measured up to 0.78 for N up to 1e5), so "std" cannot be fitted there.
 _ROUNDED_MIN_SIGMA_STD = 0.8
@@ -363,31 +365,40 @@ def _rounded_statistic(sigma: float, coils: int, statistic: str, zeros: bool) ->
     return m2 if statistic == "mle" else math.sqrt(max(m2 - m1 * m1, 0.0))
 
 
-def _rounded_sigma(value: float, coils: int, statistic: str = "mle", zeros: bool = False) -> float:
+def _rounded_sigma(value: float, coils: int, statistic: str, zeros: bool, start: float) -> float:
     """sigma whose rounded noise has the sample's statistic ``value``, by bisection.
 
     ``statistic`` is what the estimator measures: mean(M^2) for "mle", mean(M) for
     "mean", std(M) for "std"; each grows with sigma (the spread from 0.8 on only).
     Rounding adds about 1/12 to E[M^2] and leaving genuine zeros out raises every
     statistic, so for sigma of a few units the plain estimates are several % off,
-    and would fail their own fit test.
+    and would fail their own fit test. ``start`` (the plain estimate) seeds the
+    bracket, which doubles or halves until it holds the solution: a sample that is
+    not one value repeated has one well above where the probabilities underflow.
 
     Raises
     ------
     ValueError
         For "std" when the spread is below that of sigma = 0.8.
     """
-    lo, hi = (_ROUNDED_MIN_SIGMA_STD, 2.0) if statistic == "std" else (_ROUNDED_MIN_SIGMA, 1.0)
-    if statistic == "std" and _rounded_statistic(lo, coils, statistic, zeros) > value:
-        raise ValueError(
-            f"the integer background values spread too little (std = {value:.3g}) for the 'std' estimator: "
-            f"below sigma = {lo} rounding to integers hides how their spread depends on sigma; use 'mle'"
-        )
-    while _rounded_statistic(hi, coils, statistic, zeros) < value:
+    def f(sigma: float) -> float:
+        return _rounded_statistic(sigma, coils, statistic, zeros)
+
+    lo = hi = start
+    if statistic == "std":
+        lo, hi = _ROUNDED_MIN_SIGMA_STD, max(start, _ROUNDED_MIN_SIGMA_STD)
+        if f(lo) > value:
+            raise ValueError(
+                f"the integer background values spread too little (std = {value:.3g}) for the 'std' estimator: "
+                f"below sigma = {lo} rounding to integers hides how their spread depends on sigma; use 'mle'"
+            )
+    while f(hi) < value:
         lo, hi = hi, 2.0 * hi
-    for _ in range(60):
+    while f(lo) > value:
+        lo, hi = 0.5 * lo, lo
+    for _ in range(60):  # 2^-60 of the bracket: below double precision of sigma
         mid = 0.5 * (lo + hi)
-        if _rounded_statistic(mid, coils, statistic, zeros) < value:
+        if f(mid) < value:
             lo = mid
         else:
             hi = mid
@@ -521,7 +532,7 @@ def roi_quality(
         How many exact zeros were left out of ``values``.
     sigma_mle : float, optional
         Maximum-likelihood sigma of ``values`` (for integer data with sigma below
-        5, the fit of rounded noise); computed when not given.
+        50, the fit of rounded noise); computed when not given.
 
     Returns
     -------
@@ -546,7 +557,7 @@ def roi_quality(
     rounded = _rounded_model(v, plain)
     zeros = bool(np.any(v == 0))
     if sigma_mle is None:
-        sigma_mle = _rounded_sigma(mean_sq, coils, "mle", zeros) if rounded else plain
+        sigma_mle = _rounded_sigma(mean_sq, coils, "mle", zeros, plain) if rounded else plain
     mean, std = float(np.mean(v)), float(np.std(v))
     ratio = mean / std if std > 0 else math.inf
     integer = bool(np.all(v == np.round(v)))
@@ -573,14 +584,15 @@ def roi_quality(
         )
     if n < _SMALL_ROI:
         notes.append(
-            f"only {n} background values: sigma is uncertain by about "
-            f"±{100 / (2 * math.sqrt(coils * n)):.0f}%; select a larger noise region"
+            f"only {n} background values: too few to check that they are pure noise, and sigma is "
+            f"uncertain by about ±{100 / (2 * math.sqrt(coils * n)):.2g}%; select a larger noise region"
         )
     else:
         tail_z = (tail - _TAIL_P) / math.sqrt(_TAIL_P * (1 - _TAIL_P) / n)
         low = ratio < expected_ratio * (1 - _RATIO_MIN_REL) and ratio < expected_ratio - _RATIO_Z * ratio_se
         high = ratio > expected_ratio * (1 + _RATIO_MIN_REL) and ratio > expected_ratio + _RATIO_Z * ratio_se
-        far_high = ratio > rayleigh_constants(64)[2]
+        # Beyond any usual coil count (the given one may be larger: then only `high` applies).
+        far_high = coils < 64 and ratio > rayleigh_constants(64)[2]
         if (tail_z > 5 and tail > 3 * _TAIL_P) or low or far_high:
             notes.append(
                 f"signal in the ROI: mean/std = {ratio:.2f} (pure noise with {coils} coil(s): "
@@ -812,6 +824,36 @@ def _noise_misfit(values: np.ndarray, coils: int | None) -> tuple[int, float, st
             f"{expected:.2f}: it is not pure noise (zero filling, filtering or anatomy)"
         )
     return n_coils, sigma, None
+
+
+def fit_coils(values: npt.ArrayLike) -> int:
+    """The coil count N whose central chi distribution fits a background sample.
+
+    Parameters
+    ----------
+    values : array_like
+        Background magnitudes (exact zeros left out).
+
+    Returns
+    -------
+    int
+        N in 1..64: from the kurtosis E[M^4]/E[M^2]^2 = (N+1)/N, confirmed by the
+        mean/std of the same N. Sum-of-squares data give the number of coils; an
+        adaptive combination gives an effective N, which is what its correction needs.
+
+    Raises
+    ------
+    NoBackgroundError
+        If the sample has fewer than 2 values, or no N fits it (not pure noise).
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[v != 0]
+    if v.size < 2 or not np.all(np.isfinite(v)) or float(v.max()) <= 0:
+        raise NoBackgroundError("too few non-zero background values to fit a coil count; give --coils")
+    coils, _, misfit = _noise_misfit(v, None)
+    if misfit is not None:
+        raise NoBackgroundError(f"{misfit}; give --coils, or {_ASK}")
+    return coils
 
 
 def _select(local: np.ndarray, count: np.ndarray, valid: np.ndarray, mode: float, coils: int) -> np.ndarray:
@@ -1170,6 +1212,7 @@ __all__ = [
     "chi_moment",
     "emit_warnings",
     "find_background",
+    "fit_coils",
     "ks_statistic",
     "roi_quality",
     "sigma_map",

@@ -17,7 +17,9 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 
 from mri_noiselab import __version__
+from mri_noiselab.background import find_background
 from mri_noiselab.dicom import (
+    BackgroundFunction,
     DicomStack,
     Failure,
     NoBackgroundError,
@@ -33,6 +35,11 @@ from mri_noiselab.noise import CORRECTION_METHODS, SIGMA_METHODS
 from mri_noiselab.roi import Roi, parse_roi, roi_mask
 
 PROG = "mri-noiselab"
+ESTIMATOR_HELP = (
+    "σ from the background: mle (default, the most precise), mean (efficiency 0.91-1) or std (the seed's "
+    "std/0.655; efficiency 0.45 for 1 coil but about 1/(2N) for N coils, 0.06 at N = 8: it needs "
+    "1/efficiency times the background pixels of mle for the same precision)"
+)
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_F_SIZE = 9
 SIGMA_HINT = "use --sigma VALUE with σ from a noise scan or an earlier run"
@@ -104,7 +111,9 @@ def _parser() -> _Parser:
         "optionally a slice range; repeat to merge several boxes. Without --roi the background "
         "is found automatically (when this version has it)",
     )
-    background.add_argument("--coils", type=_positive_int, default=1, help="receiver coils combined by sum of squares (default 1)")
+    background.add_argument("--coils", type=_positive_int, default=None,
+                            help="receiver coils combined by sum of squares (default: fitted to the background, "
+                            "which also gives an adaptive combination's effective count; 1 with --sigma)")
 
     parser = _Parser(prog=PROG, description="Rician noise bias correction of MR magnitude DICOM images.",
                      epilog="exit codes: 0 ok, 1 some files failed, 2 bad input, 3 internal error, 130 interrupted")
@@ -127,8 +136,7 @@ def _parser() -> _Parser:
     how = clean.add_mutually_exclusive_group()
     how.add_argument("--sigma", type=_positive_float, metavar="VALUE",
                      help="known σ in stored units (from a noise scan or an earlier run): skips estimation")
-    how.add_argument("--estimator", choices=SIGMA_METHODS, default="mle",
-                     help="σ from the background: mle (default), std (the seed's std/0.655) or mean")
+    how.add_argument("--estimator", choices=SIGMA_METHODS, default="mle", help=ESTIMATOR_HELP)
     clean.add_argument("--method", choices=CORRECTION_METHODS, default="lmmse",
                        help="lmmse (default; keeps edges), moments (the seed's box mean of M², which blurs; "
                        "the earlier default, with --f-size 10) or pointwise (no window)")
@@ -161,7 +169,7 @@ def _parser() -> _Parser:
         "DICOM series (pooled over its echoes, b-values, time points and files) or NIfTI image.",
     )
     sigma.add_argument("source", metavar="SRC", help="a DICOM or NIfTI file, or a folder")
-    sigma.add_argument("--estimator", choices=SIGMA_METHODS, default="mle", help="mle (default), std or mean")
+    sigma.add_argument("--estimator", choices=SIGMA_METHODS, default="mle", help=ESTIMATOR_HELP)
     sigma.add_argument("--sigma-per-volume", action="store_true",
                        help="one σ per volume (NIfTI 4-D) or per stack of a DICOM series, instead of one per series")
     sigma.add_argument("--include-derived", action="store_true", help=INCLUDE_DERIVED_HELP)
@@ -181,17 +189,10 @@ def _parser() -> _Parser:
     return parser
 
 
-def _background(rois: Sequence[Roi] | None, coils: int) -> Callable[[DicomStack], np.ndarray]:
+def _background(rois: Sequence[Roi] | None, coils: int | None) -> BackgroundFunction:
     if rois:
         return lambda stack: roi_mask(rois, stack.shape)
-    try:
-        from mri_noiselab.background import auto_background
-    except ImportError:
-        raise _UsageError(
-            "no background region: give --roi R0:R1,C0:C1 (automatic background detection is not available "
-            "in this version)"
-        ) from None
-    return lambda stack: auto_background(stack.magnitude(), coils)
+    return lambda stack: find_background(stack.magnitude(), coils)
 
 
 def _stack_name(item: SeriesSigma | _NiftiLabel) -> str:
@@ -317,7 +318,8 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for group in _sigma_groups(report.stacks, args.sigma_per_volume):
             result = group[0].result
             if result.sigma is not None:
-                how = f"{result.sigma.method}, n={result.sigma.n} background pixels"
+                fitted = " (fitted)" if args.coils is None else ""
+                how = f"{result.sigma.method}, coils={result.sigma.coils}{fitted}, n={result.sigma.n} background pixels"
             else:
                 how = "given"
             print(f"{_files_name([p for s in group for p in s.paths], len(group))}: "
@@ -448,6 +450,8 @@ def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "sigma": e.sigma,
                 "method": e.method,
                 "coils": e.coils,
+                "coils_fitted": args.coils is None,
+                "background": "roi" if args.roi else "auto",
                 "n": e.n,
                 "mean": e.mean,
                 "std": e.std,
@@ -466,7 +470,8 @@ def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif not args.quiet:
         for item, e in estimates:
             print(
-                f"{_stack_name(item)}: σ = {e.sigma:.4g} ({e.method}, coils={e.coils}), n = {e.n}, "
+                f"{_stack_name(item)}: σ = {e.sigma:.4g} ({e.method}, coils={e.coils}"
+                f"{' fitted' if args.coils is None else ''}), n = {e.n}, "
                 f"mean/std = {e.ratio:.3f} (pure noise {e.expected_ratio:.3f}), zeros excluded = {e.zeros_excluded}",
                 file=out,
             )

@@ -510,7 +510,7 @@ def clean_dicom_source(
     estimator: str = "mle",
     method: str = "lmmse",
     f_size: int | Sequence[int] = 9,
-    coils: int = 1,
+    coils: int | None = None,
     num_threads: int | None = 1,
     uid_prefix: str | None = None,
     qc: str | os.PathLike[str] | None = None,

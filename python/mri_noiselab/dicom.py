@@ -38,6 +38,7 @@ from pydicom.uid import (
 
 from mri_noiselab._atomic import atomic_write, check_writable, same_file
 from mri_noiselab._kernels import _core
+from mri_noiselab.background import Background
 from mri_noiselab.noise import NoBackgroundError, SigmaEstimate, correct, estimate_sigma, window_sizes
 
 PACKAGE = "mri-noiselab"
@@ -256,6 +257,11 @@ def stored_range(ds: Dataset) -> tuple[int, int]:
     if int(ds.get("PixelRepresentation", 0)) == 1:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
+
+
+# Returns a stack's background: a boolean mask (a ROI) or an automatic Background (mask,
+# fitted coils, warnings).
+BackgroundFunction = Callable[["DicomStack"], "np.ndarray | Background"]
 
 
 @dataclass(frozen=True)
@@ -492,8 +498,10 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         except NotImplementedError:
             raise DicomError(f"{path}: pixel data compressed as {ts.name}, which pydicom cannot decode") from None
         if not decoder.is_available:
+            needs = "; ".join(decoder.missing_dependencies)
             raise DecoderMissingError(
                 f"{path}: pixel data compressed as {ts.name} and no decoder is installed: {CODECS_INSTALL}"
+                + (f" (pydicom's plugins for it need: {needs})" if needs else "")
             )
     if ts == pydicom.uid.RLELossless:
         # pydicom's own RLE decoder checks segment bounds; the Rust plugin panics on damaged
@@ -506,7 +514,8 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # decoders raise many types on damaged data; Rust ones (pyo3) a BaseException "PanicException"
-        raise DicomError(f"{path}: cannot decode the pixel data ({_first_line(e)})") from None
+        # All of it on one line: pydicom puts what each plugin lacks on the lines after the first.
+        raise DicomError(f"{path}: cannot decode the pixel data ({' '.join(str(e).split()) or type(e).__name__})") from None
     arr = np.asarray(arr)
     if arr.dtype.kind not in "iu":
         raise DicomError(f"{path}: pixel data decoded as {arr.dtype}, expected integers")
@@ -878,9 +887,11 @@ def background_sigma(
     stack: DicomStack,
     mask: np.ndarray,
     estimator: str = "mle",
-    coils: int = 1,
+    coils: int | None = 1,
 ) -> SigmaEstimate:
     """Estimate σ (in the units of :meth:`DicomStack.magnitude`) from a background mask.
+
+    ``coils=None`` fits the coil count to the background values.
 
     The quality report of the sample (signal in the ROI, zero padding, ...)
     is in the estimate's ``warnings``; no RoiWarning is issued.
@@ -894,8 +905,8 @@ def background_sigma(
         For a mask of the wrong shape or bad values.
     """
     # The quality report travels in the estimate (warn=False); callers decide how to show it.
-    values = _background_values(stack, mask)
-    return estimate_sigma(values, method=estimator, coils=coils, warn=False)  # type: ignore[arg-type]
+    # The quality report travels in the estimate (warn=False); callers decide how to show it.
+    return estimate_sigma(_background_values(stack, mask), method=estimator, coils=coils, warn=False)  # type: ignore[arg-type]
 
 
 def _background_values(stack: DicomStack, mask: np.ndarray) -> np.ndarray:
@@ -906,7 +917,7 @@ def _background_values(stack: DicomStack, mask: np.ndarray) -> np.ndarray:
 
 
 def _pooled_sigma(
-    stacks: Sequence[DicomStack], masks: Sequence[np.ndarray | None], estimator: str, coils: int
+    stacks: Sequence[DicomStack], masks: Sequence[np.ndarray | None], estimator: str, coils: int | None
 ) -> SigmaEstimate:
     """One σ from the background values of several stacks (those with a mask), in ``stacks[0]``'s units.
 
@@ -1009,7 +1020,7 @@ def clean_stack(
     estimator: str = "mle",
     method: str = "lmmse",
     f_size: int | Sequence[int] = 9,
-    coils: int = 1,
+    coils: int | None = None,
     num_threads: int | None = None,
 ) -> CleanResult:
     """Estimate σ (unless given) and remove the noise bias of a stack.
@@ -1026,7 +1037,8 @@ def clean_stack(
     method : {"moments", "pointwise", "lmmse"}
     f_size : int or sequence of int
         See :func:`in_plane_window`: an int is an in-plane window.
-    coils : int
+    coils : int, optional
+        Receiver coils; None fits them to the background (1 when ``sigma`` is given).
     num_threads : int, optional
 
     Raises
@@ -1066,10 +1078,14 @@ def _corrected(
     *,
     method: str,
     f_size: int | Sequence[int],
-    coils: int,
+    coils: int | None,
     num_threads: int | None,
 ) -> CleanResult:
-    """Correct ``stack`` with ``sigma`` (its magnitude units), which ``estimate`` (None: given) gave."""
+    """Correct ``stack`` with ``sigma`` (its magnitude units), which ``estimate`` (None: given) gave.
+
+    The coil count is the estimate's (fitted when ``coils`` is None), else ``coils`` or 1.
+    """
+    coils = estimate.coils if estimate is not None else (coils or 1)
     window = in_plane_window(f_size)
     corrected = correct(stack.magnitude(), sigma, f_size=window, method=method, coils=coils, num_threads=num_threads)  # type: ignore[arg-type]
     derivation = Derivation(method, sigma, window, coils, estimate.method if estimate is not None else None)
@@ -1440,9 +1456,10 @@ def _by_series(stacks: Sequence[DicomStack]) -> list[list[DicomStack]]:
 
 
 def _series_masks(
-    stacks: Sequence[DicomStack], background: Callable[[DicomStack], np.ndarray], *, pooled: bool
-) -> tuple[list[np.ndarray | None], list[str]]:
-    """Each stack's background mask, and notes.
+    stacks: Sequence[DicomStack], background: BackgroundFunction, *, pooled: bool
+) -> tuple[list[np.ndarray | None], list[str], bool]:
+    """Each stack's background mask, notes (with the warnings of an automatic background),
+    and whether the background was found automatically.
 
     With ``pooled`` σ, a stack in which ``background`` finds no background
     (NoBackgroundError) gets None and a note: the other stacks of the
@@ -1452,18 +1469,26 @@ def _series_masks(
     masks: list[np.ndarray | None] = []
     missing: list[NoBackgroundError] = []
     notes = []
+    automatic = False
     for stack in stacks:
         try:
-            masks.append(background(stack))
+            found = background(stack)
         except NoBackgroundError as e:
             if not pooled:
                 raise
             missing.append(e)
             masks.append(None)
             notes.append(f"no background found in {_stack_label(stack)}: its σ is the other stacks' of the series")
+            continue
+        if isinstance(found, Background):
+            automatic = True
+            masks.append(found.mask)
+            notes.extend(w for w in found.warnings if w not in notes)
+        else:
+            masks.append(found)
     if missing and len(missing) == len(stacks):
         raise missing[0]
-    return masks, notes
+    return masks, notes, automatic
 
 
 def _stack_label(stack: DicomStack) -> str:
@@ -1477,9 +1502,12 @@ def _series_sigmas(
     notes: Sequence[str],
     *,
     estimator: str,
-    coils: int,
+    coils: int | None,
     per_volume: bool,
+    automatic: bool = False,
 ) -> list[SeriesSigma]:
+    # An automatic background has passed stricter tests of its noise than the ROI quality
+    # report makes (whose advice is to pick another ROI): its own warnings stand instead.
     if all(m is None for m in masks):
         raise ValueError("give a background (mask function) or a known sigma")
     if per_volume:
@@ -1488,18 +1516,18 @@ def _series_sigmas(
             if mask is None:
                 raise NoBackgroundError(f"no background found in {_stack_label(stack)}: σ per volume needs one in each")
             estimate = background_sigma(stack, mask, estimator, coils)
-            found.append(SeriesSigma([stack], estimate, list(estimate.warnings)))
+            found.append(SeriesSigma([stack], estimate, list(notes) if automatic else list(estimate.warnings)))
         return found
     estimate = _pooled_sigma(stacks, masks, estimator, coils)
-    return [SeriesSigma(list(stacks), estimate, [*estimate.warnings, *notes])]
+    return [SeriesSigma(list(stacks), estimate, list(notes) if automatic else [*estimate.warnings, *notes])]
 
 
 def estimate_source_sigma(
     source: str | os.PathLike[str],
-    background: Callable[[DicomStack], np.ndarray],
+    background: BackgroundFunction,
     *,
     estimator: str = "mle",
-    coils: int = 1,
+    coils: int | None = None,
     per_volume: bool = False,
     include_derived: bool = False,
 ) -> SigmaReport:
@@ -1538,8 +1566,9 @@ def estimate_source_sigma(
     errors: list[Exception] = []
     for stacks in _by_series(scan.stacks):
         try:
-            masks, notes = _series_masks(stacks, background, pooled=not per_volume)
-            found.extend(_series_sigmas(stacks, masks, notes, estimator=estimator, coils=coils, per_volume=per_volume))
+            masks, notes, automatic = _series_masks(stacks, background, pooled=not per_volume)
+            found.extend(_series_sigmas(stacks, masks, notes, estimator=estimator, coils=coils, per_volume=per_volume,
+                                        automatic=automatic))
         except (ValueError, TypeError) as e:
             if not src.is_dir():
                 raise
@@ -1586,7 +1615,7 @@ def clean_and_write_series(
     *,
     series_uid: str,
     write: Sequence[Sequence[bool]] | None = None,
-    background: Callable[[DicomStack], np.ndarray] | None = None,
+    background: BackgroundFunction | None = None,
     protected: Sequence[Path] = (),
     uid_prefix: str | None = None,
     qc: Sequence[Path | None] | None = None,
@@ -1595,7 +1624,7 @@ def clean_and_write_series(
     estimator: str = "mle",
     method: str = "lmmse",
     f_size: int | Sequence[int] = 9,
-    coils: int = 1,
+    coils: int | None = None,
     num_threads: int | None = None,
 ) -> list[StackReport]:
     """Clean the stacks of one source series and write their derived objects: the unit of a batch.
@@ -1640,11 +1669,13 @@ def clean_and_write_series(
         _check_magnitude(stack)
     masks: list[np.ndarray | None] = [None] * len(stacks)
     notes: list[str] = []
+    automatic = False
     if background is not None:
-        masks, notes = _series_masks(stacks, background, pooled=sigma is None and not per_volume)
+        masks, notes, automatic = _series_masks(stacks, background, pooled=sigma is None and not per_volume)
     owner: dict[int, SeriesSigma] = {}
     if sigma is None:
-        found = _series_sigmas(stacks, masks, notes, estimator=estimator, coils=coils, per_volume=per_volume)
+        found = _series_sigmas(stacks, masks, notes, estimator=estimator, coils=coils, per_volume=per_volume,
+                               automatic=automatic)
         owner = {id(s): series for series in found for s in series.stacks}
     results: list[CleanResult | None] = []
     figures: list[bytes | None] = []
@@ -1666,7 +1697,8 @@ def clean_and_write_series(
         from mri_noiselab.qc import qc_png
 
         # Drawn before any write: a plotting error must not leave the DICOMs of a failed series.
-        figures.append(qc_png(stack.magnitude(), result.corrected, masks[i], result.derivation.sigma, coils=coils))
+        figures.append(qc_png(stack.magnitude(), result.corrected, masks[i], result.derivation.sigma,
+                              coils=result.derivation.coils))
     written: list[Path] = []
     reports = []
     try:
@@ -1695,12 +1727,12 @@ def clean_source(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
     *,
-    background: Callable[[DicomStack], np.ndarray] | None = None,
+    background: BackgroundFunction | None = None,
     sigma: float | None = None,
     estimator: str = "mle",
     method: str = "lmmse",
     f_size: int | Sequence[int] = 9,
-    coils: int = 1,
+    coils: int | None = None,
     num_threads: int | None = None,
     uid_prefix: str | None = None,
     qc: str | os.PathLike[str] | None = None,
@@ -1810,7 +1842,7 @@ def _prepare_batch(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
     *,
-    background: Callable[[DicomStack], np.ndarray] | None,
+    background: BackgroundFunction | None,
     sigma: float | None,
     per_volume: bool,
     qc: str | os.PathLike[str] | None,

@@ -223,7 +223,7 @@ def roi_mask_xyz(rois: Sequence[Roi | str], shape: Sequence[int]) -> np.ndarray:
     return np.broadcast_to(xyz[..., None], shape) if len(shape) == 4 else xyz
 
 
-def _estimate(values: np.ndarray, mask: np.ndarray | Literal["auto"], estimator: str, coils: int) -> SigmaEstimate:
+def _estimate(values: np.ndarray, mask: np.ndarray | Literal["auto"], estimator: str, coils: int | None) -> SigmaEstimate:
     """σ from a background, with the quality warnings kept in the estimate rather than issued."""
     if isinstance(mask, str):
         return estimate_sigma(values, estimator, coils, mask="auto", warn=False)  # type: ignore[arg-type]
@@ -245,7 +245,7 @@ def sigma_per_volume(
     image: np.ndarray,
     mask: np.ndarray | Literal["auto"] = "auto",
     estimator: str = "mle",
-    coils: int = 1,
+    coils: int | None = None,
 ) -> list[SigmaEstimate]:
     """Estimate σ separately for each volume of a 4-D ``(x, y, z, t)`` image.
 
@@ -391,7 +391,7 @@ def volume_sigma(
     *,
     per_volume: bool = False,
     estimator: str = "mle",
-    coils: int = 1,
+    coils: int | None = None,
 ) -> list[SigmaEstimate]:
     """Estimate σ (stored units) of a NIfTI image from its background.
 
@@ -468,7 +468,7 @@ def clean_nifti(
     estimator: str = "mle",
     method: str = "lmmse",
     f_size: int | Sequence[int] = 9,
-    coils: int = 1,
+    coils: int | None = None,
     num_threads: int | None = None,
     qc: str | os.PathLike[str] | None = None,
 ) -> NiftiResult:
@@ -536,6 +536,8 @@ def clean_nifti(
     else:
         estimates = volume_sigma(volume, background, per_volume=per_volume, estimator=estimator, coils=coils)
         value = np.array([e.sigma for e in estimates]) if per_volume else estimates[0].sigma
+    # The coil count the background fitted (coils=None), else the one given (1 with a given σ).
+    coils = estimates[0].coils if estimates else (coils or 1)
     corrected = correct(magnitude, value, f_size=window, method=method, coils=coils, num_threads=num_threads)  # type: ignore[arg-type]
     text = describe(method, value, window, coils)
     # Everything that can fail comes before the first write: the figure is drawn and every

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -18,7 +19,7 @@ import numpy.typing as npt
 from mri_noiselab._kernels import _core
 
 if TYPE_CHECKING:
-    from mri_noiselab.background import RoiQuality
+    from mri_noiselab.background import Background, RoiQuality
 
 SigmaMethod = Literal["mle", "std", "mean"]
 CorrectionMethod = Literal["moments", "pointwise", "lmmse"]
@@ -181,7 +182,7 @@ class SigmaEstimate:
     method : str
         ``"mle"``, ``"std"`` or ``"mean"``.
     coils : int
-        Receiver coils assumed (sum-of-squares combination).
+        Receiver coils: given, or fitted to the background (``coils_fitted``).
     n : int
         Background values used.
     mean, std : float
@@ -194,14 +195,20 @@ class SigmaEstimate:
         Exact zeros left out of the sample.
     rounded : bool
         True when sigma is the fit of rounded chi noise: integer values whose
-        plain estimate is below 5, where rounding (and leaving genuine zeros out)
-        biases the plain formulas by more than 0.5%. ``expected_ratio`` is then
-        that of the rounded noise.
+        plain estimate is below 50 (rounding, and leaving genuine zeros out, bias
+        the plain formulas by +45% at sigma = 0.5, 0.5% at 4 to 5, below 0.01% at
+        50). ``expected_ratio`` is then that of the rounded noise.
     quality : RoiQuality or None
         The ROI quality report: zero fraction, mean/std standard error, the
         Kolmogorov-Smirnov fit to the chi distribution and the warnings.
     mask : numpy.ndarray of bool or None
         The background voxels chosen automatically (``mask="auto"``), for display.
+    coils_fitted : bool
+        True when ``coils`` was fitted to the background (``coils=None``).
+    background : Background or None
+        What the automatic background found (``mask="auto"``): its coil count,
+        the regional sigma range and its warnings, which replace the ROI
+        quality report's (their advice, to move a hand-drawn ROI, does not apply).
     """
 
     sigma: float
@@ -216,6 +223,8 @@ class SigmaEstimate:
     rounded: bool = False
     quality: RoiQuality | None = None
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+    coils_fitted: bool = False
+    background: Background | None = field(default=None, compare=False, repr=False)
 
     def __float__(self) -> float:
         return self.sigma
@@ -223,13 +232,15 @@ class SigmaEstimate:
     @property
     def warnings(self) -> tuple[str, ...]:
         """What looks wrong with the background, in words a user can act on."""
+        if self.background is not None:
+            return self.background.warnings
         return self.quality.warnings if self.quality is not None else ()
 
 
 def estimate_sigma(
     background: npt.ArrayLike,
     method: SigmaMethod = "mle",
-    coils: int = 1,
+    coils: int | None = 1,
     mask: npt.ArrayLike | Literal["auto"] | None = None,
     *,
     exclude_zeros: bool = True,
@@ -248,13 +259,16 @@ def estimate_sigma(
         ``"mle"``: sigma^2 = sum(M^2) / (2 N n), the maximum-likelihood estimator.
         ``"std"``: std(M) / sqrt(2N - beta_N^2) (the seed's std / 0.655 for N = 1).
         ``"mean"``: mean(M) / beta_N.
-    coils : int
-        Number N of receiver coils combined by sum of squares.
+    coils : int or None
+        Number N of receiver coils combined by sum of squares. None fits N to
+        the background (:func:`mri_noiselab.background.fit_coils`; a sample that
+        fits no N is taken as one coil, and its quality report says why).
     mask : array_like of bool or "auto", optional
         Same shape as ``background``; only True values are used. ``"auto"``
         finds the background of an image with
-        :func:`mri_noiselab.background.auto_background` (no ROI needed); the
-        chosen voxels are returned in ``SigmaEstimate.mask``.
+        :func:`mri_noiselab.background.find_background` (no ROI needed), or
+        raises NoBackgroundError saying why it cannot; the chosen voxels are
+        returned in ``SigmaEstimate.mask``.
     exclude_zeros : bool
         Leave exact zeros (zero padding, suppressed background) out; they bias
         every estimator down.
@@ -292,7 +306,7 @@ def estimate_sigma(
     for N = 8 (about 1/(2N)): for the same precision ``"std"`` needs 1/efficiency
     times the pixels, 16 times for 8 coils.
 
-    Integer data (stored pixel values) with a plain estimate below 5 are fitted
+    Integer data (stored pixel values) with a plain estimate below 50 are fitted
     as rounded noise k = round(M), whose statistic (E[k^2], E[k] or sd(k)) must
     match the sample's; the model excludes k = 0 unless the sample holds zeros.
     ``SigmaEstimate.rounded`` says so.
@@ -307,20 +321,25 @@ def estimate_sigma(
         _expected_ratio,
         _rounded_model,
         _rounded_sigma,
-        auto_background,
+        RoiWarning,
         emit_warnings,
+        find_background,
+        fit_coils,
         roi_quality,
     )
 
     if method not in SIGMA_METHODS:
         raise ValueError(f"unknown sigma method {method!r}: choose one of {', '.join(SIGMA_METHODS)}")
-    coils = _check_coils(coils)
+    fitted = coils is None
+    coils = None if coils is None else _check_coils(coils)
     chosen = None
+    found = None
     if isinstance(mask, str):
         if mask != "auto":
             raise ValueError(f"mask must be a boolean array, 'auto' or None, got {mask!r}")
-        chosen = auto_background(background, coils, num_threads=num_threads)
-        mask = chosen
+        found = find_background(background, coils, num_threads=num_threads)
+        coils = found.coils
+        chosen = mask = found.mask
     bg = sample_view(as_kernel_array(background, "background"))
     mask_arr = None
     if mask is not None:
@@ -346,24 +365,32 @@ def estimate_sigma(
     used = bg if mask_arr is None else bg[mask_arr.view(bool)]
     if exclude_zeros:
         used = used[used != 0]
+    if coils is None:
+        try:
+            coils = fit_coils(used)
+        except NoBackgroundError:
+            coils = 1
+    _check_sample(stats, method, coils)
     # Squares of values beyond 2^+-400 overflow or vanish in the sums (sigma = inf or 0). A
     # power of two rescales them exactly, and everything but sigma, mean and std is scale-free.
     exponent = 0 if _TINY <= stats.max <= _HUGE else math.frexp(stats.max)[1]
     if exponent:
         used = np.ldexp(used.astype(np.float64), -exponent)
         stats = _core.sample_stats(used, None, False, threads)
-    _check_sample(stats, method, coils)
     sigma, ratio, expected = _core.sigma_from_stats(stats, method, coils)
     sigma_mle = math.sqrt(stats.mean_sq / (2 * coils))
     rounded = _rounded_model(used, sigma_mle)
     if rounded:
         zeros = stats.zeros > 0
-        sigma_mle = _rounded_sigma(stats.mean_sq, coils, "mle", zeros)
+        sigma_mle = _rounded_sigma(stats.mean_sq, coils, "mle", zeros, sigma_mle)
         measured = {"mle": stats.mean_sq, "mean": stats.mean, "std": stats.std}[method]
-        sigma = sigma_mle if method == "mle" else _rounded_sigma(measured, coils, method, zeros)
+        sigma = sigma_mle if method == "mle" else _rounded_sigma(measured, coils, method, zeros, sigma)
         expected = _expected_ratio(sigma_mle, coils, int(stats.n), True, zeros=zeros)[0]
     quality = roi_quality(used, coils, zeros_excluded=int(stats.zeros_excluded), sigma_mle=sigma_mle)
-    if warn:
+    if warn and found is not None:
+        for text in found.warnings:
+            warnings.warn(text, RoiWarning, stacklevel=2)
+    elif warn:
         emit_warnings(quality)
     return SigmaEstimate(
         sigma=math.ldexp(float(sigma), exponent),
@@ -378,6 +405,8 @@ def estimate_sigma(
         rounded=rounded,
         quality=quality,
         mask=chosen,
+        coils_fitted=fitted,
+        background=found,
     )
 
 
@@ -415,13 +444,21 @@ def _check_sample(stats: Any, method: str, coils: int) -> None:
         )
 
 
-def _sigma_argument(sigma: float | SigmaEstimate | npt.ArrayLike, shape: tuple[int, ...]) -> tuple[float, np.ndarray | None]:
+def _sigma_argument(
+    sigma: float | SigmaEstimate | npt.ArrayLike, shape: tuple[int, ...], coils: int
+) -> tuple[float, np.ndarray | None]:
     """A scalar sigma, or a float64 map broadcast to ``shape`` (per volume or per voxel)."""
     if isinstance(sigma, SigmaEstimate):
         sigma = sigma.sigma
     arr = np.asarray(sigma, dtype=np.float64)
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"sigma must be finite and > 0, got {sigma if arr.ndim == 0 else 'an array with bad values'}")
+    # The bias 2 N sigma^2 must be a finite double (an infinite one turns A^2 into NaN).
+    if arr.size and float(arr.max()) > math.sqrt(np.finfo(np.float64).max / (2 * coils)):
+        raise ValueError(
+            f"sigma = {float(arr.max()):.3g} is too large: 2 N sigma^2 overflows double precision; "
+            "give sigma in the image's units"
+        )
     if arr.ndim == 0:
         return float(arr), None
     try:
@@ -547,7 +584,7 @@ def correct(
     if arr.ndim > MAX_NDIM:
         raise ValueError(f"images of 1 to {MAX_NDIM} dimensions are supported, got {arr.ndim}")
     window = window_sizes(1 if method == "pointwise" else f_size, arr.ndim, volumes_last=True)
-    scalar, sigma_map = _sigma_argument(sigma, arr.shape)
+    scalar, sigma_map = _sigma_argument(sigma, arr.shape, coils)
     mask_arr = None
     if mask is not None:
         mask_arr = np.asarray(mask)

@@ -19,8 +19,7 @@
 #define NOISELAB_SIMD_REDUCE \
     _Pragma("omp simd reduction(+ : cn, cf, cneg, cz) reduction(min : lo) reduction(max : hi)")
 #define NOISELAB_SIMD_CLAMP _Pragma("omp simd reduction(+ : clamped)")
-#define NOISELAB_SIMD_COUNT_MAX \
-    _Pragma("omp simd reduction(+ : clamped) reduction(max : highest) reduction(min : lowest)")
+#define NOISELAB_SIMD_COUNT_MAX _Pragma("omp simd reduction(+ : clamped) reduction(max : highest)")
 #else
 #define NOISELAB_SIMD_REDUCE
 #define NOISELAB_SIMD_CLAMP
@@ -100,24 +99,22 @@ inline T root(double q, bool in_float) {
 // The common case (no mask, one sigma, moments, unit stride) on its own, written so that
 // GCC vectorises it. A select before sqrt becomes a branch, while 0.5 (a + |a|) = max(a, 0)
 // exactly does not. The clamp count is kept in double: GCC 12 vectorises that reduction
-// (an integer count of double compares it does not). The row's largest and smallest
-// positive A^2 tell whether every root fits in float; if one does not, each voxel picks
-// its own, exactly as the general loop does (so lmmse with K = 0 stays equal to moments).
+// (an integer count of double compares it does not). A positive A^2 = <M^2> - bias is at
+// least ulp(bias), a normal float whenever bias >= 2^-74 (FLT_MIN = 2^-126 is 2^-52 of it), so
+// with such a bias the row maximum alone tells whether every root fits in float. Otherwise
+// each voxel picks its own, exactly as the general loop does (lmmse with K = 0 = moments).
 template <class T>
 std::size_t moments_row(const double* __restrict sums, T* __restrict dst, std::size_t nx, double inv,
                         double bias) {
     double clamped = 0.0, highest = 0.0;  // counts of 0/1 in double are exact below 2^53
-    double lowest = std::numeric_limits<double>::infinity();
     NOISELAB_SIMD_COUNT_MAX
     for (std::size_t x = 0; x < nx; ++x) {
         const double m2 = sums[x] * inv;
         clamped += m2 < bias ? 1.0 : 0.0;  // A^2 < 0 exactly when <M^2> < bias
         highest = m2 > highest ? m2 : highest;
-        const double a2 = m2 - bias;
-        lowest = a2 > 0.0 && a2 < lowest ? a2 : lowest;
     }
-    const bool all_float = highest - bias <= static_cast<double>(std::numeric_limits<float>::max()) &&
-                           lowest >= static_cast<double>(std::numeric_limits<float>::min());
+    const bool all_float =
+        highest - bias <= static_cast<double>(std::numeric_limits<float>::max()) && bias >= 0x1p-74;
     if (all_float) {
         for (std::size_t i = 0; i < nx; ++i) {
             const double a2 = sums[i] * inv - bias;
