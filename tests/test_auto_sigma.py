@@ -188,3 +188,49 @@ def test_real_series_without_a_noise_background_are_refused(name: str) -> None:
     for image in _series(name)[:3]:
         with pytest.raises(NoBackgroundError, match="--sigma"):
             find_background(image)
+
+
+def _mosaic_strips(image: np.ndarray) -> np.ndarray:
+    """Beside the head in each tile of the mosaic's first row of slices (64x64 tiles)."""
+    rows = image[:, 24:44, :]
+    return np.concatenate([rows[:, :, x : x + 6] for x in range(0, image.shape[-1], 64)] +
+                          [rows[:, :, x - 6 : x] for x in range(64, image.shape[-1] + 1, 64)], axis=-1)
+
+
+# (series, the careful background sample of its stacks, or None where the series has none)
+CLI_CASES = [
+    ("siemens_xa30/5_anat-T1w_acq-tfl", lambda m: m[:, 0:8, 120:128]),
+    ("siemens_xa30/7_func-bold_task-fa_run-1", lambda m: m[:, 0:8, 56:64]),
+    ("enhanced/Siemens/XA10", lambda m: m[:, 0:8, 0:8]),
+    ("transfer_syntaxes/In", _mosaic_strips),
+    ("ge/05_3D_Ax_T1_MP_RAGE_R22", None),
+    ("ge/01_Ax_DWI_TENSOR_R2", None),
+    ("siemens_xa30/8_gre_field_mapping", None),
+    ("siemens_xa30/25_asl_2d_tra", None),
+    ("bits12/In", None),  # one series in two pixel formats (signed and unsigned 12-bit): refused
+]
+
+
+@pytest.mark.parametrize(("name", "box"), CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_default_run_on_real_series_is_right_or_refuses(name: str, box, tmp_path: Path) -> None:
+    """`mri-noiselab clean SRC -o DST`, no options: σ within 20% of the box, or exit 2 and nothing written."""
+    import io
+    import re
+
+    from mri_noiselab.cli import main
+
+    if not REALDATA.is_dir():
+        pytest.skip(f"real scanner data not found at {REALDATA} (absent outside the development tree)")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["clean", str(REALDATA / name), "-o", str(tmp_path / "out")], out=out, err=err)
+    if box is None:
+        assert code == 2, out.getvalue()
+        lines = err.getvalue().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("mri-noiselab: error: ")
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+        return
+    assert code == 0, err.getvalue()
+    printed = [float(m) for m in re.findall(r"σ = ([0-9.e+-]+)", out.getvalue())]
+    assert len(printed) == 1  # one σ per acquisition
+    reference = _chi_box_sigma(np.concatenate([box(s).ravel() for s in _series(name)]))
+    assert printed[0] == pytest.approx(reference, rel=0.2)

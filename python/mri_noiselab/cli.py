@@ -17,7 +17,6 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 
 from mri_noiselab import __version__
-from mri_noiselab.background import find_background
 from mri_noiselab.dicom import (
     BackgroundFunction,
     DicomStack,
@@ -29,6 +28,7 @@ from mri_noiselab.dicom import (
     StackReport,
     clean_source,
     estimate_source_sigma,
+    find_stack_background,
     run_example,
 )
 from mri_noiselab.noise import CORRECTION_METHODS, SIGMA_METHODS
@@ -192,7 +192,7 @@ def _parser() -> _Parser:
 def _background(rois: Sequence[Roi] | None, coils: int | None) -> BackgroundFunction:
     if rois:
         return lambda stack: roi_mask(rois, stack.shape)
-    return lambda stack: find_background(stack.magnitude(), coils)
+    return lambda stack: find_stack_background(stack, coils)
 
 
 def _stack_name(item: SeriesSigma | _NiftiLabel) -> str:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
 import datetime as _dt
 import functools
 import io
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,7 +40,7 @@ from pydicom.uid import (
 
 from mri_noiselab._atomic import atomic_write, check_writable, same_file
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import Background
+from mri_noiselab.background import Background, find_background
 from mri_noiselab.noise import NoBackgroundError, SigmaEstimate, correct, estimate_sigma, window_sizes
 
 PACKAGE = "mri-noiselab"
@@ -881,6 +883,58 @@ def read_source(
 
 
 # --------------------------------------------------------------------------- σ and correction
+
+
+def _mosaic_side(ds: Dataset) -> int:
+    """Tiles per side of a Siemens mosaic (one image holding a grid of slices); 1 otherwise."""
+    if "MOSAIC" not in [str(v).upper() for v in ds.get("ImageType", [])]:
+        return 1
+    try:
+        count = int(ds[0x0019, 0x100A].value)  # NumberOfImagesInMosaic (SIEMENS MR HEADER)
+        side = math.ceil(math.sqrt(count))
+    except (KeyError, TypeError, ValueError):
+        matrix = [int(v) for v in ds.get("AcquisitionMatrix", []) or [] if int(v) > 0]
+        side = int(ds.Rows) // max(matrix) if matrix else 1
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    return side if side > 1 and rows % side == 0 and cols % side == 0 else 1
+
+
+def find_stack_background(stack: DicomStack, coils: int | None = None) -> Background:
+    """:func:`mri_noiselab.background.find_background` on a stack, mosaics tile by tile.
+
+    A Siemens mosaic packs a volume's slices into one image as a grid of tiles; the
+    search needs the slices as slices (noise surrounds each head, windows must not
+    straddle two tiles), so it runs on the tiles and its mask is put back in place.
+
+    Parameters
+    ----------
+    stack : DicomStack
+    coils : int, optional
+        Receiver coils; None fits them.
+
+    Returns
+    -------
+    Background
+        With the mask in the shape of ``stack``.
+
+    Raises
+    ------
+    NoBackgroundError
+        When the stack has no pure-noise background (the reason is in the message).
+    """
+    side = _mosaic_side(stack.datasets[0])
+    magnitude = stack.magnitude()
+    if side == 1:
+        return find_background(magnitude, coils)
+    n, rows, cols = magnitude.shape
+    th, tw = rows // side, cols // side
+    tiles = magnitude.reshape(n, side, th, side, tw).transpose(0, 1, 3, 2, 4).reshape(-1, th, tw)
+    used = tiles.reshape(len(tiles), -1).any(axis=1)  # the grid's unused tiles are all zero
+    found = find_background(np.ascontiguousarray(tiles[used]), coils)
+    mask = np.zeros(tiles.shape, dtype=bool)
+    mask[used] = found.mask
+    back = mask.reshape(n, side, side, th, tw).transpose(0, 1, 3, 2, 4).reshape(n, rows, cols)
+    return dataclasses.replace(found, mask=back)
 
 
 def background_sigma(
