@@ -1,7 +1,7 @@
 """mri-noiselab: noise level estimation and Rician bias correction for MRI magnitude images."""
 
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import RoiQuality, RoiWarning, auto_background, sigma_map
+from mri_noiselab.background import Background, RoiQuality, RoiWarning, auto_background, find_background, fit_coils, sigma_map
 from mri_noiselab.compat import subtract_noise, subtract_noise_masked
 from mri_noiselab.noise import (
     NoBackgroundError,
@@ -16,6 +16,7 @@ from mri_noiselab.noise import (
 __version__: str = _core.__version__
 
 __all__ = [
+    "Background",
     "NoBackgroundError",
     "RoiQuality",
     "RoiWarning",
@@ -24,6 +25,8 @@ __all__ = [
     "auto_background",
     "correct",
     "estimate_sigma",
+    "find_background",
+    "fit_coils",
     "get_num_threads",
     "rayleigh_constants",
     "set_num_threads",
