@@ -1,20 +1,40 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a part."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never a part.
+
+Guarantees (see the README's "Guarantees" table):
+
+- a target is replaced by ``os.replace`` of a complete temporary file in its own folder,
+  so an interrupted run (error, Ctrl-C, SIGTERM, SIGKILL, power cut) leaves the old file or
+  the new one, never a part;
+- durable once committed: every temporary file is flushed to disk before any rename, and
+  each folder once after its renames; :class:`AtomicBatch` pays that once per batch
+  (a series) instead of twice per file;
+- temporary files are named ``.mri-noiselab-<pid>-<random>.part`` whatever the target's
+  name, are removed on any exception, and those a killed run left behind are removed by
+  the next run into that folder (:func:`remove_stale_parts`);
+- outputs are never more open than their input: created through ``os.open(..., 0o666)``
+  so that the process umask applies (it is never read or changed: that would race with a
+  host application's threads), then narrowed to the input's (and an existing target's)
+  permission bits; new folders likewise;
+- only regular files are replaced: a symbolic link, folder, device, FIFO or socket at the
+  target is refused.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
+import stat
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
-# mkstemp creates files 0600; outputs get the permissions a normal file would get.
-# The umask can only be read by setting it, so read it once, at import, not per write
-# (changing it while other threads create files would race).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+TEMP_PREFIX = ".mri-noiselab-"
 PART_SUFFIX = ".part"
+# A run's own temporary files are younger than this run; anything older in an output
+# folder was left by a killed run (a lock keeps two runs out of one folder).
+RUN_STARTED = time.time()
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
@@ -30,7 +50,8 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     OSError
-        If ``path`` is a symbolic link or a folder, if a component of its folder
+        If ``path`` is a symbolic link, a folder or another non-regular file (a
+        device such as /dev/null, a FIFO, a socket), if a component of its folder
         is a file, or if the nearest existing folder is not writable.
     """
     target = Path(path)
@@ -38,6 +59,8 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
         raise OSError(f"refusing to replace {target}: it is a symbolic link")
     if target.is_dir():
         raise OSError(f"cannot write {target}: it is a folder")
+    if target.exists() and not target.is_file():
+        raise OSError(f"refusing to replace {target}: it is not a regular file (a device, FIFO or socket)")
     folder = target.parent
     while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
         folder = folder.parent
@@ -56,10 +79,18 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _sync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+def permission_bits(path: str | os.PathLike[str]) -> int | None:
+    """The permission bits of ``path`` (and of its folder, when asked via ``path.parent``); None if missing."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def _sync(path: Path, flags: int = os.O_RDONLY) -> None:
+    """fsync a file or folder; a no-op where folders cannot be opened (not POSIX)."""
+    try:
+        fd = os.open(path, flags)
     except OSError:
         return
     try:
@@ -70,7 +101,144 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+def _make_folder(folder: Path, mode: int | None) -> None:
+    """Create ``folder`` and missing parents, each no more open than ``mode``."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            continue
+        if mode is not None:
+            # The owner keeps rwx: this run must write into the folder it made.
+            os.chmod(new, (permission_bits(new) or 0) & (mode | 0o700))
+
+
+def _create_temp(folder: Path) -> tuple[int, Path]:
+    """A new, exclusive temporary file in ``folder``, created 0o666 so the umask applies."""
+    while True:
+        name = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), name
+        except FileExistsError:
+            continue
+
+
+class AtomicBatch:
+    """Write several files so that they appear complete, and durable, in one step.
+
+    Each :meth:`write` goes to a temporary file beside its target; :meth:`commit`
+    flushes them all to disk, renames each into place, then flushes each folder
+    once. Used as a context manager it commits on success and removes every
+    temporary file on any exception (KeyboardInterrupt included), so nothing of a
+    failed batch appears.
+
+    Parameters
+    ----------
+    durable : bool
+        Flush to disk before renaming (the default). False skips the fsyncs: a
+        power cut may then lose recent outputs, but never shows a part.
+    """
+
+    def __init__(self, *, durable: bool = True) -> None:
+        self.durable = durable
+        self._pending: list[tuple[Path, Path]] = []
+
+    def write(
+        self,
+        path: str | os.PathLike[str],
+        write: Callable[[BinaryIO], object],
+        *,
+        mode: int | None = None,
+        folder_mode: int | None = None,
+    ) -> Path:
+        """Write ``path``'s content to a temporary file; it appears at :meth:`commit`.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to create or replace.
+        write : callable
+            Called with a binary file object; it writes the content.
+        mode : int, optional
+            Permission bits the file may have at most (its input's); an existing
+            target's bits narrow it further.
+        folder_mode : int, optional
+            Permission bits new folders may have at most (the input folder's).
+
+        Raises
+        ------
+        OSError
+            If ``path`` cannot be written (see :func:`check_writable`); the
+            message names the path.
+        """
+        target = check_writable(path)
+        try:
+            _make_folder(target.parent, folder_mode)
+            fd, tmp = _create_temp(target.parent)
+        except OSError as e:
+            # The errno text alone ("File exists: 'x'") does not say which path is wrong or why.
+            raise type(e)(f"cannot write {target}: {e.strerror or e} ({target.parent} cannot be created or written)") from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                limit = mode if mode is not None else 0o7777
+                existing = permission_bits(target)
+                if existing is not None:
+                    limit &= existing
+                os.chmod(tmp, stat.S_IMODE(os.stat(tmp).st_mode) & limit)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._pending.append((tmp, target))
+        return target
+
+    def commit(self) -> list[Path]:
+        """Flush, rename every temporary file into place, flush the folders; returns the targets."""
+        pending, self._pending = self._pending, []
+        try:
+            if self.durable:
+                for tmp, _ in pending:
+                    _sync(tmp)
+            done = []
+            for tmp, target in pending:
+                os.replace(tmp, target)
+                done.append(target)
+        except BaseException:
+            for tmp, _ in pending:
+                tmp.unlink(missing_ok=True)
+            raise
+        if self.durable:
+            for folder in {target.parent for target in done}:
+                _sync(folder)
+        return done
+
+    def abort(self) -> None:
+        """Remove every temporary file not yet committed."""
+        pending, self._pending = self._pending, []
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicBatch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    write: Callable[[BinaryIO], object],
+    *,
+    mode: int | None = None,
+    folder_mode: int | None = None,
+) -> Path:
     """Write ``path`` through a temporary file in the same folder, then rename it into place.
 
     Parameters
@@ -79,6 +247,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         The file to create or replace. Its folder is created if missing.
     write : callable
         Called with a binary file object open for writing; it writes the content.
+    mode, folder_mode : int, optional
+        See :meth:`AtomicBatch.write`.
 
     Returns
     -------
@@ -89,35 +259,37 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     ------
     OSError
         If the folder cannot be created or written, or ``path`` is a symbolic
-        link or a folder (replacing either would surprise the user). The
-        message names the path and the reason.
-
-    Notes
-    -----
-    ``os.replace`` within one file system is atomic on POSIX, so an interrupted
-    run (error, Ctrl-C, crash) leaves no partial file under ``path``; the
-    temporary file (``.<name>.<random>.part``) is removed on any exception,
-    KeyboardInterrupt included.
+        link, a folder or another non-regular file (replacing it would surprise
+        the user). The message names the path and the reason.
     """
-    target = check_writable(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PART_SUFFIX, dir=target.parent)
-    except OSError as e:
-        # The errno text alone ("File exists: 'x'") does not say which path is wrong or why.
-        raise type(e)(f"cannot write {target}: {e.strerror or e} ({target.parent} cannot be created or written)") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, _FILE_MODE)
-        os.replace(tmp_name, target)
-        _sync_folder(target.parent)
-    except BaseException:
+    with AtomicBatch() as batch:
+        batch.write(path, write, mode=mode, folder_mode=folder_mode)
+    return Path(path)
+
+
+def remove_stale_parts(folders: Iterable[Path]) -> list[Path]:
+    """Remove this tool's temporary files that a killed run left in ``folders``.
+
+    Only files named like this tool's temporary files (``.mri-noiselab-*.part``),
+    regular (not links) and older than this run are removed.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed = []
+    for folder in folders:
         try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+            candidates = list(Path(folder).glob(f"{TEMP_PREFIX}*{PART_SUFFIX}"))
+        except OSError:
+            continue
+        for path in candidates:
+            try:
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < RUN_STARTED:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                continue
+    return removed
