@@ -92,7 +92,7 @@ def run(f_size: int, repeats: int, seed: int) -> None:
             for _ in range(repeats):
                 image = simulate(truth, SIGMA, coils, rng)
                 for e in ("std", "mle", "mean"):
-                    err[e].append(nl.estimate_sigma(image[bg100], method=e, coils=coils).sigma / SIGMA - 1)
+                    err[e].append(nl.estimate_sigma(image[bg100], estimator=e, coils=coils).sigma / SIGMA - 1)
                 mle_100.append(err["mle"][-1])
                 padded = image.copy()
                 padded[:, :PAD] = 0.0

@@ -39,18 +39,14 @@ def make_dicoms(folder: Path, n: int) -> None:
 
 def dicom_batch(folder: Path, out: Path, workers: int | None) -> float:
     """Seconds to clean the folder, serially or on a new LocalCluster (its start included)."""
-    from mri_noiselab.dask import clean_dicom_source
-    from mri_noiselab.dicom import clean_source
+    from mri_noiselab.pipeline import clean_source
     from mri_noiselab.roi import roi_mask
 
     def background(stack):  # noqa: ANN001, ANN202
         return roi_mask(["0:16,0:16", "112:128,112:128"], stack.shape)
 
     t = time.perf_counter()
-    if workers is None:
-        report = clean_source(folder, out, background=background, f_size=5)
-    else:
-        report = clean_dicom_source(folder, out, background=background, f_size=5, workers=workers)
+    report = clean_source(folder, out, background=background, f_size=5, workers=workers)
     elapsed = time.perf_counter() - t
     assert not report.failures and len(report.written) == len(list(folder.iterdir()))
     return elapsed
@@ -58,7 +54,7 @@ def dicom_batch(folder: Path, out: Path, workers: int | None) -> float:
 
 def cluster_overhead() -> float:
     """Seconds to start a 2-worker LocalCluster, run one trivial item and stop it."""
-    from mri_noiselab.dask import run_batch
+    from mri_noiselab.batch import run_batch
 
     t = time.perf_counter()
     run_batch(len, ["x"], workers=2, paths_of=lambda item: [Path(item)])

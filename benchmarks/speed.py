@@ -1,25 +1,35 @@
-"""Speed of subtract_noise against the seed's numpy/scipy steps and a numpy copy.
+"""Speed of the correction kernel against a numpy copy and the seed's numpy/scipy steps.
 
-Prints one table, every row measured in the same run on the same data:
-best-of-N wall time of each, and the ratios the project tracks
-(seed / ours: how many times faster; ours / copy: how close to the memory floor).
+Prints, in one run on the same data (best-of-N wall time after a warm-up, float32):
 
-    python benchmarks/speed.py            # the full table (a few minutes on 2 cores)
+1. ``mri_noiselab.correct`` (the whole public call: checks, a fresh output array, the
+   fused kernel) for each shape, f_size, method (``moments``, ``lmmse``) and thread count
+   (1, 2), with the ratios the project tracks: ours / copy (how close to the memory
+   floor; a copy reads the input once and writes the output once, as the correction
+   does) and seed / ours (the seed's steps after sigma is known: cast, two
+   ``uniform_filter``, combine, clamp, sqrt, single-threaded);
+2. the derived goals: lmmse / moments and the 1 -> 2 threads speed-up;
+3. the portable build (``_core``) against the x86-64-v3 one (``_core_v3``), where both run.
+
+    python benchmarks/speed.py            # the full tables (a few minutes on 2 cores)
     python benchmarks/speed.py --quick    # small shapes only, for a smoke run
+
+The drop-in ``subtract_noise`` runs the same kernel; the seed's window covers every axis,
+``correct``'s leaves the volume axis of the 4-D series alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
-import warnings
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 from scipy.ndimage import uniform_filter
 
 import mri_noiselab
-from mri_noiselab._kernels import KERNELS
 
 SHAPES: dict[str, tuple[int, ...]] = {
     "512^2": (512, 512),
@@ -27,6 +37,9 @@ SHAPES: dict[str, tuple[int, ...]] = {
     "96x96x60x64": (96, 96, 60, 64),
 }
 QUICK_SHAPES: dict[str, tuple[int, ...]] = {"512^2": (512, 512), "64^3": (64, 64, 64)}
+METHODS = ("moments", "lmmse")
+THREADS = (1, 2)
+SIGMA = 10.0
 
 
 def seed_steps(image: np.ndarray, sigma: float, f_size: int) -> np.ndarray:
@@ -41,7 +54,8 @@ def seed_steps(image: np.ndarray, sigma: float, f_size: int) -> np.ndarray:
 
 
 def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm up: thread pool, caches, lazy imports
+    """Best wall time of `repeat` calls, after one warm-up call (thread pool, caches, imports)."""
+    fn()
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -51,12 +65,24 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
 
 
 def phantom(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """A bright box in Rician noise, float32, with a noise-only border for the background."""
+    """A bright box in Rician noise, float32, with a noise-only border."""
     a = np.zeros(shape, np.float32)
     inner = tuple(slice(s // 4, s - s // 4) for s in shape)
     a[inner] = 10 * sigma
     noisy = np.hypot(a + rng.normal(0, sigma, shape), rng.normal(0, sigma, shape))
     return noisy.astype(np.float32)
+
+
+def kernel_builds() -> dict[str, ModuleType]:
+    """The compiled builds this CPU runs, by name: always the portable one, the x86-64-v3 one if any."""
+    portable = importlib.import_module("mri_noiselab._core")
+    builds = {"portable": portable}
+    if portable.cpu_has_x86_64_v3():
+        try:
+            builds["x86-64-v3"] = importlib.import_module("mri_noiselab._core_v3")
+        except ImportError:  # built without it (another CPU family or compiler)
+            pass
+    return builds
 
 
 def main() -> None:
@@ -65,28 +91,65 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None, help="runs per timing (best is kept)")
     args = parser.parse_args()
     shapes = QUICK_SHAPES if args.quick else SHAPES
-    repeat = args.repeat or (3 if args.quick else 5)
+    repeat = args.repeat or (3 if args.quick else 7)
     rng = np.random.default_rng(0)
-    sigma = 10.0
+    builds = kernel_builds()
+    in_use = "x86-64-v3" if "x86-64-v3" in builds else "portable"
     print(
-        f"mri-noiselab {mri_noiselab.__version__}, kernels {KERNELS}, "
-        f"threads={mri_noiselab.get_num_threads()}, best of {repeat}"
+        f"mri-noiselab {mri_noiselab.__version__}, kernels in use: {in_use}, "
+        f"default threads {mri_noiselab.get_num_threads()}, best of {repeat}, float32"
     )
-    print(f"{'shape':>12} {'f':>3} {'ours ms':>9} {'seed ms':>9} {'copy ms':>8} {'seed/ours':>10} {'ours/copy':>10}")
+    header = (
+        f"{'shape':>12} {'f':>3} {'method':>8} {'thr':>3} {'ours ms':>8} {'copy ms':>8} {'seed ms':>8}"
+        f" {'ours/copy':>9} {'seed/ours':>9}"
+    )
+    print(header)
+    ours: dict[tuple[str, int, str, int], float] = {}
     for name, shape in shapes.items():
-        image = phantom(shape, sigma, rng)
-        # The usual ROI: a corner box in-plane, on every slice (as the CLI's --roi R0:R1,C0:C1).
-        background = image[(slice(None),) * (len(shape) - 2) + (slice(0, shape[-2] // 8), slice(0, shape[-1] // 8))]
+        image = phantom(shape, SIGMA, rng)
+        copy = best_time(lambda: np.copy(image), repeat * 2)
         for f_size in (3, 10):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                ours = best_time(lambda: mri_noiselab.subtract_noise(image, background, f_size=f_size), repeat)
-            seed = best_time(lambda: seed_steps(image, sigma, f_size), max(1, repeat // 2))
-            copy = best_time(lambda: np.copy(image), repeat * 2)
-            print(
-                f"{name:>12} {f_size:>3} {ours * 1e3:9.1f} {seed * 1e3:9.1f} {copy * 1e3:8.1f}"
-                f" {seed / ours:10.1f} {ours / copy:10.2f}"
-            )
+            seed = best_time(lambda: seed_steps(image, SIGMA, f_size), max(1, repeat // 3))
+            for method in METHODS:
+                for threads in THREADS:
+                    t = best_time(
+                        lambda: mri_noiselab.correct(image, SIGMA, f_size, method, num_threads=threads), repeat
+                    )
+                    ours[name, f_size, method, threads] = t
+                    print(
+                        f"{name:>12} {f_size:>3} {method:>8} {threads:>3} {t * 1e3:8.1f} {copy * 1e3:8.2f}"
+                        f" {seed * 1e3:8.0f} {t / copy:9.2f} {seed / t:9.1f}"
+                    )
+
+    print("\nDerived (same run): lmmse / moments at 2 threads; 1 -> 2 threads speed-up")
+    print(f"{'shape':>12} {'f':>3} {'lmmse/moments':>13} {'moments 1->2':>12} {'lmmse 1->2':>10}")
+    for name in shapes:
+        for f_size in (3, 10):
+            ratio = ours[name, f_size, "lmmse", 2] / ours[name, f_size, "moments", 2]
+            up_m = ours[name, f_size, "moments", 1] / ours[name, f_size, "moments", 2]
+            up_l = ours[name, f_size, "lmmse", 1] / ours[name, f_size, "lmmse", 2]
+            print(f"{name:>12} {f_size:>3} {ratio:13.2f} {up_m:12.2f} {up_l:10.2f}")
+
+    if len(builds) < 2:
+        print("\nOnly the portable build runs here: no build comparison.")
+        return
+    print("\nPortable build against x86-64-v3, the kernel called directly (2 threads)")
+    print(f"{'shape':>12} {'f':>3} {'method':>8} {'portable ms':>11} {'v3 ms':>8} {'portable/v3':>11}")
+    for name, shape in shapes.items():
+        if len(shape) == 4:  # the volume axis would need correct()'s own window rule
+            continue
+        image = phantom(shape, SIGMA, rng)
+        for f_size in (3, 10):
+            window = [f_size] * len(shape)
+            for method in METHODS:
+                times = {
+                    build: best_time(
+                        lambda mod=mod: mod.correct(image, SIGMA, window, method, threads=2), repeat
+                    )
+                    for build, mod in builds.items()
+                }
+                p, v = times["portable"], times["x86-64-v3"]
+                print(f"{name:>12} {f_size:>3} {method:>8} {p * 1e3:11.1f} {v * 1e3:8.1f} {p / v:11.2f}")
 
 
 if __name__ == "__main__":

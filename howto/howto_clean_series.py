@@ -40,7 +40,7 @@ report = clean_source(
     f_size=5,  # 5x5 within each slice
     qc=out / "qc.png",
 )
-for stack in report.stacks:
+for stack in report.volumes:  # a DICOM series' volumes are its stacks
     names = ", ".join(p.name for p in stack.paths)
     sigma = stack.result.derivation.sigma
     print(f"stack of {len(stack.paths)} slices ({names}): sigma = {sigma:.3f}")

@@ -11,7 +11,7 @@ from scipy import stats
 from scipy.ndimage import uniform_filter
 
 import mri_noiselab as nl
-from mri_noiselab import background as bgm
+from mri_noiselab import chi
 
 from conftest import rician
 
@@ -27,14 +27,14 @@ def _phantom(shape: tuple[int, int] = (256, 256)) -> np.ndarray:
 def test_chi_cdf_and_moments_match_scipy(coils: int) -> None:
     x = np.linspace(0, 60, 301)
     ref = stats.chi(2 * coils, scale=7.0)
-    np.testing.assert_allclose(bgm.chi_cdf(x, 7.0, coils), ref.cdf(x), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(chi.chi_cdf(x, 7.0, coils), ref.cdf(x), rtol=1e-12, atol=1e-15)
     for p in (1, 2, 3, 4):
-        assert bgm.chi_moment(p, 7.0, coils) == pytest.approx(ref.moment(p), rel=1e-12)
+        assert chi.chi_moment(p, 7.0, coils) == pytest.approx(ref.moment(p), rel=1e-12)
 
 
 def test_ks_statistic_matches_scipy_on_continuous_data(rng: np.random.Generator) -> None:
     v = rician(np.zeros(3000), 4.0, rng, coils=2)
-    d, p = bgm.ks_statistic(v, 4.0, 2)
+    d, p = chi.ks_statistic(v, 4.0, 2)
     res = stats.kstest(v, stats.chi(4, scale=4.0).cdf, method="asymp")
     assert d == pytest.approx(res.statistic, rel=1e-12)
     assert p == pytest.approx(res.pvalue, rel=0.05, abs=1e-3)  # Stephens' factor vs plain asymptotic
@@ -46,10 +46,10 @@ def test_ks_statistic_models_rounding_of_integer_data(rng: np.random.Generator) 
     v = v[v != 0]
     naive = stats.kstest(v, stats.chi(2, scale=2.0).cdf)
     assert naive.pvalue < 1e-6
-    d, p = bgm.ks_statistic(v, 2.0, 1)
+    d, p = chi.ks_statistic(v, 2.0, 1)
     assert p > 0.01 and d < 0.015
     # ...while rounded data of the wrong distribution is still rejected
-    assert bgm.ks_statistic(v, 2.4, 1)[1] < 1e-6
+    assert chi.ks_statistic(v, 2.4, 1)[1] < 1e-6
 
 
 @pytest.mark.parametrize("coils", [1, 4])
@@ -57,7 +57,7 @@ def test_ratio_standard_error_matches_simulation(coils: int, rng: np.random.Gene
     reps, n = 3000, 400
     v = rician(np.zeros((reps, n)), 1.0, rng, coils=coils)
     ratios = v.mean(axis=1) / v.std(axis=1)
-    se = bgm._ratio_standard_error(n, coils)
+    se = chi.ratio_standard_error(n, coils)
     # the sd of 3000 replicates is known to ~1.3%; the delta method to O(1/n)
     assert np.std(ratios) == pytest.approx(se, rel=0.07)
     assert np.mean(ratios) == pytest.approx(nl.rayleigh_constants(coils)[2], abs=4 * se / math.sqrt(reps) + 0.01)

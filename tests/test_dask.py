@@ -15,6 +15,7 @@ import dask  # noqa: E402
 import mri_noiselab as nl  # noqa: E402
 from mri_noiselab import dask as nld  # noqa: E402
 from mri_noiselab.cli import main  # noqa: E402
+from mri_noiselab.batch import run_batch  # noqa: E402
 from mri_noiselab.dicom import clean_source, read_file, synthetic_mr_image, write_dataset  # noqa: E402
 from mri_noiselab.roi import roi_mask  # noqa: E402
 from tests.conftest import rician  # noqa: E402
@@ -141,12 +142,12 @@ def test_run_batch_serial_and_cluster_collect_failures(tmp_path):
     items = [0, 1, 2, 3]
     for kwargs in ({}, {"workers": 2}):
         done: list[int] = []
-        outcome = nld.run_batch(work, items, on_done=done.append, paths_of=lambda i: [Path(f"f{i}")], **kwargs)
+        outcome = run_batch(work, items, on_done=done.append, paths_of=lambda i: [Path(f"f{i}")], **kwargs)
         assert outcome.results == [(0, 0), (1, 1), (3, 9)]
         assert [(f.path.name, f.message) for f in outcome.failures] == [("f2", "item 2 is bad")]
         assert sorted(done) == items
     with pytest.raises(ValueError, match="not both"):
-        nld.run_batch(work, items, workers=2, scheduler="tcp://127.0.0.1:1")
+        run_batch(work, items, workers=2, scheduler="tcp://127.0.0.1:1")
 
 
 def test_dicom_batch_on_local_cluster_equals_serial(tmp_path, rng):
@@ -154,15 +155,15 @@ def test_dicom_batch_on_local_cluster_equals_serial(tmp_path, rng):
     background = lambda stack: roi_mask(["0:6,0:6"], stack.shape)  # noqa: E731
     serial = clean_source(tmp_path / "in", tmp_path / "serial", background=background, f_size=5)
     seen: list[Path] = []
-    parallel = nld.clean_dicom_source(tmp_path / "in", tmp_path / "par", background=background, f_size=5,
+    parallel = clean_source(tmp_path / "in", tmp_path / "par", background=background, f_size=5,
                                       workers=2, on_file=seen.append)
     assert [f.path.name for f in parallel.failures] == [f.path.name for f in serial.failures] == ["im3.dcm"]
     names = sorted(p.name for p in parallel.written)
     assert names == sorted(p.name for p in serial.written) == ["im0.dcm", "im1.dcm", "im2.dcm", "im4.dcm", "im5.dcm"]
     for name in names:
         np.testing.assert_array_equal(pixels(tmp_path / "par" / name), pixels(tmp_path / "serial" / name))
-    sigmas = {s.paths[0].name: s.result.derivation.sigma for s in serial.stacks}
-    assert {s.paths[0].name: s.result.derivation.sigma for s in parallel.stacks} == sigmas
+    sigmas = {s.paths[0].name: s.result.derivation.sigma for s in serial.volumes}
+    assert {s.paths[0].name: s.result.derivation.sigma for s in parallel.volumes} == sigmas
     assert sorted(p.name for p in seen) == names  # progress for every written file
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import mri_noiselab as nl
 from mri_noiselab.cli import DEFAULT_F_SIZE, _parser
+from mri_noiselab.clean import CleanOptions
 from mri_noiselab.dicom import clean_source, clean_stack
 
 from conftest import rician
@@ -95,24 +96,21 @@ def test_edge_measure_detects_the_old_default_blur() -> None:
 
 
 def test_cli_and_library_defaults_are_correct_defaults() -> None:
+    # Every file workflow (DICOM, NIfTI, serial or on Dask) takes its defaults from one CleanOptions.
     params = inspect.signature(nl.correct).parameters
     method, f_size = params["method"].default, params["f_size"].default
     args = _parser().parse_args(["clean", "in.dcm", "-o", "out.dcm"])
     assert (args.method, args.f_size) == (method, f_size) == (method, DEFAULT_F_SIZE)
+    assert (CleanOptions().method, CleanOptions().f_size) == (method, f_size)
     for func in (clean_stack, clean_source):
-        p = inspect.signature(func).parameters
-        assert (p["method"].default, p["f_size"].default) == (method, f_size), func.__name__
+        assert "options" in inspect.signature(func).parameters, func.__name__
 
 
-def test_nifti_and_dask_defaults_are_correct_defaults() -> None:
-    pytest.importorskip("nibabel")
+def test_dask_defaults_are_correct_defaults() -> None:
     pytest.importorskip("dask")
-    from mri_noiselab.dask import clean_dicom_source
     from mri_noiselab.dask import correct as dask_correct
-    from mri_noiselab.nifti import clean_nifti
 
     params = inspect.signature(nl.correct).parameters
     expected = (params["method"].default, params["f_size"].default)
-    for func in (clean_nifti, dask_correct, clean_dicom_source):
-        p = inspect.signature(func).parameters
-        assert (p["method"].default, p["f_size"].default) == expected, func.__name__
+    p = inspect.signature(dask_correct).parameters
+    assert (p["method"].default, p["f_size"].default) == expected

@@ -192,7 +192,7 @@ def test_frame_voi_of_an_enhanced_object_is_the_sources(tmp_path):
 def test_real_ge_window_is_kept(tmp_path):
     source = realdata("ge/01_Ax_DWI_TENSOR_R2")
     report = clean_source(source, tmp_path / "derived", sigma=SIGMA)
-    pairs = [(p, o) for stack in report.stacks for p, o in zip(stack.paths, stack.outputs)]
+    pairs = [(p, o) for stack in report.volumes for p, o in zip(stack.paths, stack.outputs)]
     assert len(pairs) == len(list(source.iterdir()))
     for src_path, out_path in pairs:
         src, out = pydicom.dcmread(src_path), pydicom.dcmread(out_path)

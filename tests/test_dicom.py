@@ -233,7 +233,7 @@ def test_series_outputs_share_one_new_series_and_validate(tmp_path, rng):
     before = {p: p.read_bytes() for p in inputs}
     report = clean_source(tmp_path / "in", tmp_path / "out",
                           background=lambda s: roi_mask(corner_rois(s.shape, 10), s.shape), f_size=3)
-    assert len(report.stacks) == 2 and not report.failures
+    assert len(report.volumes) == 2 and not report.failures
     outputs = sorted(report.written)
     assert [p.relative_to(tmp_path / "out") for p in outputs] == sorted(p.relative_to(tmp_path / "in") for p in inputs)
     written = [pydicom.dcmread(p) for p in outputs]

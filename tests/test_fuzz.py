@@ -117,7 +117,7 @@ def test_mutated_mr_files_are_cleaned_or_refused_cleanly(name: str, edits: list[
             return
         assert written == [Path(name)]
         ds = pydicom.dcmread(out / name)
-        assert ds.pixel_array.shape[-2:] == report.stacks[0].result.stored.shape[-2:]
-        assert np.array_equal(ds.pixel_array.reshape(report.stacks[0].result.stored.shape),
-                              report.stacks[0].result.stored)
+        assert ds.pixel_array.shape[-2:] == report.volumes[0].result.stored.shape[-2:]
+        assert np.array_equal(ds.pixel_array.reshape(report.volumes[0].result.stored.shape),
+                              report.volumes[0].result.stored)
         shutil.rmtree(out)

@@ -335,7 +335,7 @@ def test_pooled_sigma_is_converted_to_each_stacks_rescale_slope(tmp_path, rng):
     files = b_value_series(tmp_path / "in", rng, slope=2.0)
     report = clean_source(tmp_path / "in", tmp_path / "out", background=lambda s: roi_mask(ROIS, s.shape))
     expected, _ = mle(roi_values(files["b0"] + files["b1000"]))  # real-world values; b0 has slope 1
-    by_stack = {s.paths[0].name: s.result.derivation.sigma for s in report.stacks}
+    by_stack = {s.paths[0].name: s.result.derivation.sigma for s in report.volumes}
     assert by_stack["b0_0.dcm"] == pytest.approx(expected, rel=1e-12)
     assert by_stack["b1000_0.dcm"] == pytest.approx(expected / 2.0, rel=1e-12)  # the same noise in stored units
 
@@ -351,7 +351,7 @@ def test_skip_existing_finishes_a_series_with_the_whole_series_sigma(tmp_path, r
     assert sorted(p.name for p in second.written) == sorted(kept)
     for name, pixels in kept.items():
         assert np.array_equal(pydicom.dcmread(tmp_path / "out" / name).pixel_array, pixels)
-    assert {s.result.derivation.sigma for s in second.stacks} == {first.stacks[0].result.derivation.sigma}
+    assert {s.result.derivation.sigma for s in second.volumes} == {first.volumes[0].result.derivation.sigma}
 
 
 # --------------------------------------------------------------------------- all or nothing per series
@@ -388,13 +388,11 @@ def test_a_series_with_one_failing_stack_writes_none_of_its_files(tmp_path, rng,
 
 def test_the_dask_run_writes_what_the_serial_run_writes(tmp_path, rng):
     pytest.importorskip("distributed")
-    import mri_noiselab.dask as nld
-
     a, b = failing_series_folder(tmp_path / "in", rng, "rows")
     files = b_value_series(tmp_path / "in" / "dwi", rng)
     background = lambda s: roi_mask(["26:32,0:4"], s.shape)  # noqa: E731
     serial = clean_source(tmp_path / "in", tmp_path / "serial", background=background)
-    parallel = nld.clean_dicom_source(tmp_path / "in", tmp_path / "par", background=background, workers=2)
+    parallel = clean_source(tmp_path / "in", tmp_path / "par", background=background, workers=2)
     assert [(f.path, f.message, f.files) for f in parallel.failures] == \
         [(f.path, f.message, f.files) for f in serial.failures]
     assert serial.failures[0].files == tuple(sorted(a))
@@ -403,7 +401,7 @@ def test_the_dask_run_writes_what_the_serial_run_writes(tmp_path, rng):
     assert len(names) == len(b) + 6 and len(files["b0"]) == 3
     for name in names:
         assert np.array_equal(read_file(tmp_path / "par" / name).stored, read_file(tmp_path / "serial" / name).stored)
-    assert sorted(s.result.derivation.sigma for s in parallel.stacks) == sorted(s.result.derivation.sigma for s in serial.stacks)
+    assert sorted(s.result.derivation.sigma for s in parallel.volumes) == sorted(s.result.derivation.sigma for s in serial.volumes)
 
 
 # --------------------------------------------------------------------------- real scanner data

@@ -13,15 +13,9 @@ nib = pytest.importorskip("nibabel")
 import mri_noiselab as nl  # noqa: E402
 from mri_noiselab.cli import main  # noqa: E402
 from mri_noiselab.dicom import NoBackgroundError  # noqa: E402
-from mri_noiselab.nifti import (  # noqa: E402
-    NiftiError,
-    clean_nifti,
-    clean_nifti_source,
-    nifti_window,
-    read_nifti,
-    roi_mask_xyz,
-    sigma_per_volume,
-)
+from mri_noiselab.nifti import NiftiError, nifti_window, read_nifti, roi_mask_xyz  # noqa: E402
+from mri_noiselab.noise import sigma_per_volume  # noqa: E402
+from mri_noiselab.pipeline import VolumeReport, clean_source  # noqa: E402
 from tests.conftest import rician, rounded_noise_sigma  # noqa: E402
 
 AFFINE = np.array([[-1.5, 0, 0, 90], [0, 1.5, 0, -120], [0, 0, 4.0, -60], [0, 0, 0, 1]])
@@ -50,13 +44,19 @@ def unscaled(path: Path) -> np.ndarray:
     return np.asarray(nib.load(path).dataobj.get_unscaled())
 
 
+def clean_nifti(source: Path, destination: Path, **kwargs) -> VolumeReport:
+    """One NIfTI file through the pipeline that serves every format: its one volume's report."""
+    (volume,) = clean_source(source, destination, **kwargs).volumes
+    return volume
+
+
 def test_int16_scaled_keeps_header_and_matches_formula(tmp_path, rng):
     _, noisy = phantom(rng)
     stored = np.rint(noisy / 2.0)  # the file stores value / slope
     src = save(tmp_path / "t1.nii.gz", stored, np.int16, slope=2.0)
     r = clean_nifti(src, tmp_path / "out" / "t1.nii", background=roi_mask_xyz(["0:10,0:10"], stored.shape), f_size=5,
                     method="moments")
-    out = nib.load(r.output)
+    out = nib.load(r.outputs[0])
     assert out.get_data_dtype() == np.int16
     np.testing.assert_array_equal(out.affine, nib.load(src).affine)
     assert (out.dataobj.slope, out.dataobj.inter) == (2.0, 0.0)
@@ -65,16 +65,16 @@ def test_int16_scaled_keeps_header_and_matches_formula(tmp_path, rng):
     # The window is in-plane (5, 5, 1).
     bg = stored[:10, :10, :]
     sigma = rounded_noise_sigma(bg[bg != 0])
-    assert r.sigma == pytest.approx(sigma, rel=1e-9) and r.window == (5, 5, 1)
+    assert r.result.derivation.sigma == pytest.approx(sigma, rel=1e-9) and r.result.derivation.f_size == (5, 5, 1)
     from scipy.ndimage import uniform_filter
 
     a2 = uniform_filter(stored**2, size=(5, 5, 1), mode="reflect") - 2 * sigma**2
     expected = np.rint(np.sqrt(np.clip(a2, 0, None)))
-    got = unscaled(r.output).astype(float)
+    got = unscaled(r.outputs[0]).astype(float)
     assert np.mean(got != expected) < 1e-3  # float32 kernel vs float64 scipy: ties only
     assert np.max(np.abs(got - expected)) <= 1
     descrip = out.header["descrip"].item().decode()
-    assert descrip.startswith("Rician bias removed: moments") and f"s={r.sigma:.4g}" in descrip and nl.__version__ in descrip
+    assert descrip.startswith("Rician bias removed: moments") and f"s={r.result.derivation.sigma:.4g}" in descrip and nl.__version__ in descrip
     assert len(descrip) <= 79
     assert nib.load(src).header["descrip"].item() == b"source"  # input untouched
 
@@ -87,12 +87,12 @@ def test_intercept_removed_and_restored_and_clipped(tmp_path, rng):
     vol = read_nifti(src)
     np.testing.assert_array_equal(vol.magnitude(), stored - 10)
     r = clean_nifti(src, tmp_path / "u8_out.nii.gz", sigma=6.0, method="pointwise")
-    got = unscaled(r.output)
+    got = unscaled(r.outputs[0])
     assert got.dtype == np.uint8
     expected = np.clip(np.rint(np.sqrt(np.clip((stored - 10) ** 2 - 2 * 36.0, 0, None)) + 10), 0, 255)
     np.testing.assert_array_equal(got, expected)
-    assert nib.load(r.output).dataobj.inter == -20.0
-    with gzip.open(r.output) as fh:  # .nii.gz output is really gzip
+    assert nib.load(r.outputs[0]).dataobj.inter == -20.0
+    with gzip.open(r.outputs[0]) as fh:  # .nii.gz output is really gzip
         assert len(fh.read(348)) == 348
 
 
@@ -100,7 +100,7 @@ def test_float_output_not_rounded(tmp_path, rng):
     _, noisy = phantom(rng)
     src = save(tmp_path / "f.nii", noisy, np.float32)
     r = clean_nifti(src, tmp_path / "f_out.nii", sigma=12.0, f_size=(3, 3, 3))
-    np.testing.assert_array_equal(unscaled(r.output), nl.correct(noisy.astype(np.float32), 12.0, f_size=(3, 3, 3)))
+    np.testing.assert_array_equal(unscaled(r.outputs[0]), nl.correct(noisy.astype(np.float32), 12.0, f_size=(3, 3, 3)))
 
 
 def test_4d_window_does_not_mix_volumes_and_sigma_per_volume(tmp_path, rng):
@@ -113,11 +113,11 @@ def test_4d_window_does_not_mix_volumes_and_sigma_per_volume(tmp_path, rng):
     assert [e.sigma for e in est] == pytest.approx(sigmas, rel=0.08)
     r = clean_nifti(src, tmp_path / "dwi_out.nii.gz", per_volume=True, f_size=5,
                     background=roi_mask_xyz(["0:10,0:12"], noisy.shape))
-    np.testing.assert_allclose(r.sigma, [e.sigma for e in est], rtol=1e-12)
-    got = unscaled(r.output)
+    np.testing.assert_allclose(r.result.derivation.sigma, [e.sigma for e in est], rtol=1e-12)
+    got = unscaled(r.outputs[0])
     # Each volume on its own, with its own σ, gives the same voxels: no window crosses volumes.
     for t in range(3):
-        alone = nl.correct(np.rint(noisy[..., t]).astype(np.float32), r.sigma[t], f_size=(5, 5, 1))
+        alone = nl.correct(np.rint(noisy[..., t]).astype(np.float32), r.result.derivation.sigma[t], f_size=(5, 5, 1))
         np.testing.assert_array_equal(got[..., t], np.rint(alone).astype(np.int16))
     # Corrected background is near 0 in every volume, while raw air has mean ~1.25 σ.
     assert all(got[:10, :10, :, t].mean() < 0.5 * sigmas[t] for t in range(3))
@@ -126,7 +126,7 @@ def test_4d_window_does_not_mix_volumes_and_sigma_per_volume(tmp_path, rng):
 def test_bad_inputs_raise_and_write_nothing(tmp_path, rng):
     _, noisy = phantom(rng)
     src = save(tmp_path / "a.nii", np.rint(noisy), np.int16)
-    with pytest.raises(ValueError, match="is the input file"):
+    with pytest.raises(ValueError, match="is an input file"):
         clean_nifti(src, src, sigma=5.0)
     (tmp_path / "junk.nii.gz").write_bytes(b"not a nifti file at all")
     with pytest.raises(NiftiError, match="cannot read as NIfTI"):
@@ -155,7 +155,7 @@ def test_folder_batch_collects_failures(tmp_path, rng):
     (folder / "sub").mkdir()
     save(folder / "sub" / "c.nii", np.rint(noisy), np.int16)
     seen = []
-    report = clean_nifti_source(folder, tmp_path / "out", sigma=12.0, on_file=seen.append)
+    report = clean_source(folder, tmp_path / "out", sigma=12.0, on_file=seen.append)
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in report.written) == ["a.nii.gz", "sub/c.nii"]
     assert [f.path.name for f in report.failures] == ["b.nii"]
     assert sorted(p.name for p in seen) == ["a.nii.gz", "b.nii", "c.nii"]
@@ -180,12 +180,12 @@ def test_folder_batch_on_local_cluster_equals_serial(tmp_path, rng):
         save(folder / name, np.rint(phantom(rng)[1]), np.int16)
     (folder / "bad.nii").write_bytes(b"broken")
     mask = roi_mask_xyz(["0:10,0:10"], (40, 44, 6))
-    serial = clean_nifti_source(folder, tmp_path / "serial", background=mask, f_size=5)
-    parallel = clean_nifti_source(folder, tmp_path / "par", background=mask, f_size=5, workers=2)
+    serial = clean_source(folder, tmp_path / "serial", background=mask, f_size=5)
+    parallel = clean_source(folder, tmp_path / "par", background=mask, f_size=5, workers=2)
     assert [f.path.name for f in parallel.failures] == [f.path.name for f in serial.failures] == ["bad.nii"]
-    assert [r.sigma for r in parallel.results] == [r.sigma for r in serial.results]
-    for r in serial.results:
-        np.testing.assert_array_equal(unscaled(tmp_path / "par" / r.output.name), unscaled(r.output))
+    assert [r.result.derivation.sigma for r in parallel.volumes] == [r.result.derivation.sigma for r in serial.volumes]
+    for r in serial.volumes:
+        np.testing.assert_array_equal(unscaled(tmp_path / "par" / r.outputs[0].name), unscaled(r.outputs[0]))
 
 
 def test_cli_sigma_nifti_per_volume(tmp_path, rng, capsys):

@@ -18,13 +18,13 @@ from conftest import rician
 def test_estimators_land_within_their_statistical_error(method: str, coils: int, rng: np.random.Generator) -> None:
     sigma, n = 12.0, 100 * 100
     bg = rician(np.zeros((100, 100)), sigma, rng, coils=coils)
-    est = nl.estimate_sigma(bg, method=method, coils=coils)
+    est = nl.estimate_sigma(bg, estimator=method, coils=coils)
     # sd of the MLE is sigma / (2 sqrt(N n)); "mean" is ~1.04x and "std" ~1.5x wider
     # (efficiencies 0.92 and 0.44). Four sds: a fixed seed, and a real bug is far outside.
     sd = sigma / (2 * math.sqrt(coils * n)) * {"mle": 1.0, "mean": 1.1, "std": 1.6}[method]
     assert abs(est.sigma - sigma) < 4 * sd
     assert float(est) == est.sigma
-    assert est.n == n and est.method == method and est.coils == coils
+    assert est.n == n and est.estimator == method and est.coils == coils
     beta, std_factor, ratio = nl.rayleigh_constants(coils)
     assert abs(est.ratio - ratio) < 0.05 and est.expected_ratio == pytest.approx(ratio)
 
@@ -64,8 +64,8 @@ def test_zero_padding_and_mask_are_left_out(rng: np.random.Generator) -> None:
         (np.array([1.0, np.nan]), {}, "NaN or infinite"),
         (np.array([1.0, -1.0]), {}, "negative"),
         (np.zeros(5), {}, "totally dark"),
-        (np.full(5, 2.0), {"method": "std"}, r"std = 0"),
-        (np.ones(5), {"method": "median"}, "choose one of mle, std, mean"),
+        (np.full(5, 2.0), {"estimator": "std"}, r"std = 0"),
+        (np.ones(5), {"estimator": "median"}, "choose one of mle, std, mean"),
         (np.ones(5), {"coils": 0}, "coils must be an integer >= 1"),
         (np.ones(5), {"mask": np.ones(4, bool)}, "mask shape"),
     ],

@@ -5,7 +5,8 @@ import pytest
 from dicom_helpers import phantom_volume
 from scipy import stats
 
-from mri_noiselab.qc import chi_pdf, qc_figure, save_qc
+from mri_noiselab.chi import chi_pdf
+from mri_noiselab.qc import qc_figure, save_qc
 from mri_noiselab.roi import corner_rois, roi_mask
 
 

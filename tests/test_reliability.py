@@ -339,7 +339,7 @@ def test_missing_output_folders_are_created(tmp_path):
         ("out.dcm", "blocker/qc.png", "blocker is a file, not a folder"),
         ("link.dcm", None, "symbolic link"),
         ("out.dcm", "in.dcm", "QC figure"),
-        ("out.dcm", "out.dcm", "also a DICOM output"),
+        ("out.dcm", "out.dcm", "is also an output"),
         ("folder", None, "folder/in.dcm: it is a folder"),
     ],
 )

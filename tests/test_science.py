@@ -35,7 +35,7 @@ def test_estimator_mean_and_spread_match_theory(method: str, coils: int, rng: np
     samples = rician(np.zeros((reps, n)), 2.5, rng, coils)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", nl.RoiWarning)  # not what this test is about
-        est = np.array([nl.estimate_sigma(s, method=method, coils=coils).sigma for s in samples]) / 2.5
+        est = np.array([nl.estimate_sigma(s, estimator=method, coils=coils).sigma for s in samples]) / 2.5
     sd = _asymptotic_sd(method, coils, n)
     # the mean of 300 estimates is known to sd/sqrt(300); the sd itself to ~4%
     assert abs(est.mean() - 1) < 4 * sd / math.sqrt(reps) + sd * sd  # + O(1/n) bias of the sqrt

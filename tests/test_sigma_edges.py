@@ -20,8 +20,7 @@ import pytest
 from scipy import special, stats
 
 import mri_noiselab as nl
-from mri_noiselab import background as bgm
-from mri_noiselab import noise
+from mri_noiselab import chi
 from mri_noiselab.cli import main
 from mri_noiselab.dicom import DecoderMissingError, DicomError, read_file, synthetic_mr_image, write_dataset
 
@@ -63,7 +62,7 @@ def test_chi_cdf_is_the_regularised_incomplete_gamma_function(coils):
     t = t[t >= 0]
     x = sigma * np.sqrt(2 * t)
     ref = special.gammainc(coils, 0.5 * (x / sigma) ** 2)  # t as chi_cdf sees it, to the last bit
-    got = bgm.chi_cdf(x, sigma, coils)
+    got = chi.chi_cdf(x, sigma, coils)
     assert got.shape == x.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=2e-15)
     tail = ref > 1e-250  # the lower tail keeps its relative precision too
@@ -75,7 +74,7 @@ def test_chi_cdf_for_huge_coil_counts_is_fast_and_near_its_normal_limit(coils):
     # Wilson-Hilferty: (t/N)^(1/3) is normal with mean 1 - 1/(9N) and variance 1/(9N), to O(1/N).
     t = coils + np.linspace(-8, 8, 100_001) * math.sqrt(coils)
     start = time.perf_counter()
-    got = bgm.chi_cdf(np.sqrt(2 * t), 1.0, coils)
+    got = chi.chi_cdf(np.sqrt(2 * t), 1.0, coils)
     took = time.perf_counter() - start
     c = 1 / (9 * coils)
     ref = stats.norm.cdf((np.cbrt(t / coils) - (1 - c)) / math.sqrt(c))
@@ -84,13 +83,13 @@ def test_chi_cdf_for_huge_coil_counts_is_fast_and_near_its_normal_limit(coils):
 
 
 def test_chi_cdf_edges_and_arguments():
-    np.testing.assert_array_equal(bgm.chi_cdf([-1.0, 0.0, np.inf, 1e300], 1e-300, 3), [0.0, 0.0, 1.0, 1.0])
-    assert np.isnan(bgm.chi_cdf(np.nan, 1.0))
+    np.testing.assert_array_equal(chi.chi_cdf([-1.0, 0.0, np.inf, 1e300], 1e-300, 3), [0.0, 0.0, 1.0, 1.0])
+    assert np.isnan(chi.chi_cdf(np.nan, 1.0))
     for bad in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
-            bgm.chi_cdf(1.0, bad)
+            chi.chi_cdf(1.0, bad)
     with pytest.raises(ValueError, match="coils must be an integer >= 1 and at most 4294967295"):
-        bgm.chi_cdf(1.0, 1.0, 2**32)
+        chi.chi_cdf(1.0, 1.0, 2**32)
 
 
 @pytest.mark.parametrize("coils", [1, 2, 7, 31, 32, 33, 1000, 10**6, 2**32 - 1])
@@ -98,10 +97,10 @@ def test_chi_moments_match_closed_forms_for_any_coil_count(coils):
     sigma = 1.7
     n = float(coils)
     # E[M^2] = 2N sigma^2, E[M^4] = 4N(N+1) sigma^4, E[M^3] = (2N+1) E[M] sigma^2.
-    assert bgm.chi_moment(2, sigma, coils) == pytest.approx(2 * n * sigma**2, rel=1e-15)
-    assert bgm.chi_moment(4, sigma, coils) == pytest.approx(4 * n * (n + 1) * sigma**4, rel=1e-15)
-    m1 = bgm.chi_moment(1, sigma, coils)
-    assert bgm.chi_moment(3, sigma, coils) == pytest.approx((2 * n + 1) * m1 * sigma**2, rel=1e-14)
+    assert chi.chi_moment(2, sigma, coils) == pytest.approx(2 * n * sigma**2, rel=1e-15)
+    assert chi.chi_moment(4, sigma, coils) == pytest.approx(4 * n * (n + 1) * sigma**4, rel=1e-15)
+    m1 = chi.chi_moment(1, sigma, coils)
+    assert chi.chi_moment(3, sigma, coils) == pytest.approx((2 * n + 1) * m1 * sigma**2, rel=1e-14)
     if coils <= 10**6:  # scipy's chi mean: a difference of lgamma values, good to ~1e-10 there
         assert m1 == pytest.approx(stats.chi(2 * coils, scale=sigma).mean(), rel=1e-9)
     else:  # Gamma(N + 1/2) / Gamma(N) = sqrt(N) (1 - 1/(8N) + 1/(128 N^2) + ...)
@@ -110,10 +109,10 @@ def test_chi_moments_match_closed_forms_for_any_coil_count(coils):
 
 def test_negative_chi_moments():
     # Rayleigh: E[1/M] = sqrt(pi/2) / sigma; E[M^-2] is infinite for N = 1, 1 / (2 sigma^2 (N - 1)) otherwise.
-    assert bgm.chi_moment(-1, 2.0, 1) == pytest.approx(math.sqrt(math.pi / 2) / 2.0, rel=1e-15)
-    assert bgm.chi_moment(-2, 2.0, 3) == pytest.approx(1 / (2 * 4.0 * 2), rel=1e-15)
+    assert chi.chi_moment(-1, 2.0, 1) == pytest.approx(math.sqrt(math.pi / 2) / 2.0, rel=1e-15)
+    assert chi.chi_moment(-2, 2.0, 3) == pytest.approx(1 / (2 * 4.0 * 2), rel=1e-15)
     with pytest.raises(ValueError, match="infinite"):
-        bgm.chi_moment(-2, 1.0, 1)
+        chi.chi_moment(-2, 1.0, 1)
 
 
 # --------------------------------------------------------------------------- efficiency and minimum n
@@ -124,13 +123,13 @@ def test_estimator_efficiencies_follow_from_the_chi_moments(coils):
     # Relative to the Cramer-Rao bound sigma^2 / (4 N n): mean(M)/beta has beta^2 / (4 N Var M),
     # std(M)/c has 1 / (N (kurtosis - 1)) (the variance of a sample sd is (kurtosis - 1) s^2 / (4n)).
     mean, var, _, excess = stats.chi(2 * coils).stats(moments="mvsk")
-    assert noise._efficiency("mle", coils) == 1.0
-    assert noise._efficiency("mean", coils) == pytest.approx(mean**2 / (4 * coils * var), rel=1e-9)
-    assert noise._efficiency("std", coils) == pytest.approx(1 / (coils * (excess + 2)), rel=1e-9)
+    assert chi.efficiency("mle", coils) == 1.0
+    assert chi.efficiency("mean", coils) == pytest.approx(mean**2 / (4 * coils * var), rel=1e-9)
+    assert chi.efficiency("std", coils) == pytest.approx(1 / (coils * (excess + 2)), rel=1e-9)
 
 
 def test_std_efficiency_at_8_coils_is_006_and_the_help_says_so(capsys):
-    assert noise._efficiency("std", 8) == pytest.approx(0.0624, abs=5e-4)
+    assert chi.efficiency("std", 8) == pytest.approx(0.0624, abs=5e-4)
     assert main(["sigma", "--help"]) == 0
     assert "0.06 at N = 8" in " ".join(capsys.readouterr().out.split())
 
@@ -138,14 +137,14 @@ def test_std_efficiency_at_8_coils_is_006_and_the_help_says_so(capsys):
 @pytest.mark.parametrize(("method", "coils"), [("mle", 1), ("mle", 4), ("mean", 1), ("std", 1), ("std", 8)])
 def test_the_smallest_sample_gives_sigma_to_10_percent(rng, method, coils):
     # n N efficiency >= 25: one standard error 1 / (2 sqrt(N n eff)) <= 10%.
-    need = math.ceil(25 / (coils * noise._efficiency(method, coils)))
+    need = math.ceil(25 / (coils * chi.efficiency(method, coils)))
     documented = {("mle", 1): 25, ("std", 1): 57}  # README and docstrings
     assert documented.get((method, coils), need) == need
     values = chi_noise(rng, 3.0, coils, need)
-    est = nl.estimate_sigma(values, method=method, coils=coils, warn=False)
+    est = nl.estimate_sigma(values, estimator=method, coils=coils, warn=False)
     assert est.n == need
     with pytest.raises(nl.NoBackgroundError, match=rf"only {need - 1} background values.*at least {need} values"):
-        nl.estimate_sigma(values[1:], method=method, coils=coils)
+        nl.estimate_sigma(values[1:], estimator=method, coils=coils)
 
 
 def test_one_voxel_is_refused():
@@ -323,17 +322,17 @@ def test_rounded_fit_serves_every_estimator(method):
     rng = np.random.default_rng(7)
     sigma, coils, n = 1.5, 1, 40_000
     stored = np.round(chi_noise(rng, sigma, coils, n)).astype(np.int16)
-    est = nl.estimate_sigma(stored, method=method, warn=False)
+    est = nl.estimate_sigma(stored, estimator=method, warn=False)
     assert est.rounded
     # Twice the continuous standard error of that estimator (rounding loses some information).
-    se = 1 / (2 * math.sqrt(n * noise._efficiency(method, coils)))
+    se = 1 / (2 * math.sqrt(n * chi.efficiency(method, coils)))
     assert est.sigma == pytest.approx(sigma, rel=2 * 3 * se)
 
 
 def test_std_refuses_integer_data_whose_spread_no_longer_tells_sigma():
     stored = np.round(chi_noise(np.random.default_rng(3), 0.4, 8, 20_000)).astype(np.uint16)
     with pytest.raises(ValueError, match="use 'mle'"):
-        nl.estimate_sigma(stored, method="std", coils=8)
+        nl.estimate_sigma(stored, estimator="std", coils=8)
     assert nl.estimate_sigma(stored, coils=8, warn=False).sigma == pytest.approx(0.4, rel=0.02)
 
 

@@ -144,15 +144,34 @@ PYBIND11_MODULE(NOISELAB_MODULE, m) {
         py::arg("x"), py::arg("window"), py::arg("fourth") = false, py::arg("mask") = py::none(),
         py::arg("threads") = 0);
 
-    // module_local: _core and _core_v3 register the same C++ types and may both be loaded.
-    py::class_<nl::CorrectionReport>(m, "CorrectionReport", py::module_local())
-        .def_readonly("n", &nl::CorrectionReport::n)
-        .def_readonly("nonfinite", &nl::CorrectionReport::nonfinite)
-        .def_readonly("negative", &nl::CorrectionReport::negative)
-        .def_readonly("zeros", &nl::CorrectionReport::zeros)
-        .def_readonly("clamped", &nl::CorrectionReport::clamped)
-        .def_readonly("min", &nl::CorrectionReport::min)
-        .def_readonly("max", &nl::CorrectionReport::max);
+    // module_local: _core and _core_v3 register the same C++ types and may both be loaded. The
+    // public report is mri_noiselab.CorrectionReport, one Python class whatever build is loaded;
+    // this one documents, prints and pickles itself for callers of the kernels themselves.
+    using Report = nl::CorrectionReport;
+    using ReportState = std::tuple<std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, double, double>;
+    py::class_<Report>(m, "CorrectionReport", py::module_local(),
+                       "What correct() saw while it ran: n voxels corrected (in the mask, if any); "
+                       "nonfinite, negative and zeros input voxels; clamped voxels whose A^2 estimate was "
+                       "negative and set to 0; min and max of the input.")
+        .def_readonly("n", &Report::n, "voxels corrected (in the mask, if any)")
+        .def_readonly("nonfinite", &Report::nonfinite, "NaN or infinite input voxels")
+        .def_readonly("negative", &Report::negative, "negative input voxels")
+        .def_readonly("zeros", &Report::zeros, "input voxels equal to 0")
+        .def_readonly("clamped", &Report::clamped, "voxels whose A^2 estimate was negative and set to 0")
+        .def_readonly("min", &Report::min, "smallest input voxel")
+        .def_readonly("max", &Report::max, "largest input voxel")
+        .def("__repr__",
+             [](const Report& r) {
+                 return py::str("CorrectionReport(n={}, nonfinite={}, negative={}, zeros={}, clamped={}, min={}, max={})")
+                     .format(r.n, r.nonfinite, r.negative, r.zeros, r.clamped, r.min, r.max);
+             })
+        .def(py::pickle(
+            [](const Report& r) { return ReportState{r.n, r.nonfinite, r.negative, r.zeros, r.clamped, r.min, r.max}; },
+            [](const ReportState& t) {
+                Report r;
+                std::tie(r.n, r.nonfinite, r.negative, r.zeros, r.clamped, r.min, r.max) = t;
+                return r;
+            }));
 
     m.def(
         "correct",

@@ -1,22 +1,26 @@
 """mri-noiselab: noise level estimation and Rician bias correction for MRI magnitude images."""
 
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import Background, RoiQuality, RoiWarning, auto_background, find_background, fit_coils, sigma_map
+from mri_noiselab.background import Background, auto_background, find_background, fit_coils, sigma_map
+from mri_noiselab.chi import rayleigh_constants
 from mri_noiselab.compat import subtract_noise, subtract_noise_masked
+from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import (
-    NoBackgroundError,
+    CorrectionReport,
     SigmaEstimate,
     correct,
     estimate_sigma,
     get_num_threads,
-    rayleigh_constants,
     set_num_threads,
+    sigma_per_volume,
 )
+from mri_noiselab.quality import RoiQuality, RoiWarning
 
 __version__: str = _core.__version__
 
 __all__ = [
     "Background",
+    "CorrectionReport",
     "NoBackgroundError",
     "RoiQuality",
     "RoiWarning",
@@ -31,6 +35,7 @@ __all__ = [
     "rayleigh_constants",
     "set_num_threads",
     "sigma_map",
+    "sigma_per_volume",
     "subtract_noise",
     "subtract_noise_masked",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mri_noiselab._kernels import _core
-from mri_noiselab.noise import _threads, as_kernel_array, sample_view, squeeze_to_kernel, window_sizes
+from mri_noiselab._args import as_kernel_array, sample_view, squeeze_to_kernel, threads, window_sizes
 
 # The seed's constants, kept for compatibility: 1.91 ~ sqrt(pi/(4-pi)) = 1.9131 and
 # 0.655 ~ sqrt(2 - pi/2) = 0.6551 (estimate_sigma uses the exact values).
@@ -46,13 +46,13 @@ def _cast(data: np.ndarray, np_type: np.dtype) -> np.ndarray:
         raise _overflow(str(e)) from None
 
 
-def _validate(data: np.ndarray, name: str, threads: int) -> ValueError | None:
+def _validate(data: np.ndarray, name: str, n_threads: int) -> ValueError | None:
     """The content error 0.1 raised for ``data`` before casting, if any (an extra pass:
     only on paths that fail anyway)."""
     values = sample_view(as_kernel_array(data, name))
     if values.size == 0:
         return ValueError(f"{name} is totally dark, it has no pixels.")
-    st = _core.sample_stats(values, None, False, threads)
+    st = _core.sample_stats(values, None, False, n_threads)
     return _content_errors(st.nonfinite, st.negative, st.zeros == st.n, name)
 
 
@@ -133,31 +133,31 @@ def subtract_noise(
         raise TypeError(f"np_type must be a floating-point type, got {out_type}")
     work = np.float64 if out_type.itemsize > 4 else np.float32
     window = window_sizes(f_size, max(image.ndim, 1))
-    threads = _threads(None)
+    n_threads = threads(None)
 
     try:
         img = as_kernel_array(_cast(image, out_type), "image", work)
         bg = sample_view(as_kernel_array(_cast(bg_area, out_type), "background", work))
     except RuntimeError:
         # 0.1 validated before casting, so a content error wins over the cast's.
-        error = _validate(image, "image", threads) or _validate(bg_area, "background", threads)
+        error = _validate(image, "image", n_threads) or _validate(bg_area, "background", n_threads)
         if error is not None:
             raise error from None
         raise
 
-    bg_error = _validate(bg, "background", threads) if bg.size == 0 else None
+    bg_error = _validate(bg, "background", n_threads) if bg.size == 0 else None
     if bg.size:
-        st = _core.sample_stats(bg, None, False, threads)
+        st = _core.sample_stats(bg, None, False, n_threads)
         bg_error = _content_errors(st.nonfinite, st.negative, st.zeros == st.n, "background")
         if bg_error is None and st.std == 0:
             bg_error = ValueError("Unable to estimate noise from background (std = 0).")
     if img.size == 0 or bg_error is not None:
         # The seed reports image problems first: check the image before failing.
-        raise _validate(img, "image", threads) or bg_error  # type: ignore[misc]
+        raise _validate(img, "image", n_threads) or bg_error  # type: ignore[misc]
 
     kernel_img, kernel_window = squeeze_to_kernel(img, window)
     sigma = st.std / _RAYLEIGH_SIGMA_FACTOR
-    out, rep = _core.correct(kernel_img, sigma, list(kernel_window), "moments", 1, None, None, threads)
+    out, rep = _core.correct(kernel_img, sigma, list(kernel_window), "moments", 1, None, None, n_threads)
     image_error = _content_errors(rep.nonfinite, rep.negative, rep.zeros == rep.n, "image")
     if image_error is not None:
         raise image_error

@@ -9,33 +9,25 @@ rounded to nearest and clipped to the range of the file's data type.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from mri_noiselab._args import FSize, window
 from mri_noiselab._atomic import atomic_write, same_file
-from mri_noiselab._kernels import _core
-from mri_noiselab.dicom import PACKAGE, Failure, check_targets, output_paths
-from mri_noiselab.noise import SIGMA_METHODS, SigmaEstimate, correct, estimate_sigma, window_sizes
+from mri_noiselab.derivation import NIFTI_PREFIX
+from mri_noiselab.errors import NIFTI_INSTALL, NiftiError, first_line
 from mri_noiselab.roi import Roi, roi_mask
 
-NIFTI_INSTALL = 'pip install "mri-noiselab[nifti]"'
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-# The header's descrip field is char[80]: 79 characters and the terminating NUL.
-_DESCRIP_BYTES = 79
 # nibabel's own default: level 1 compresses MR volumes nearly as well as 6, several times faster.
 _GZIP_LEVEL = 1
-
-
-class NiftiError(ValueError):
-    """A file that is not a usable NIfTI magnitude image."""
 
 
 def _nibabel() -> Any:
@@ -49,6 +41,13 @@ def _nibabel() -> Any:
 def is_nifti_path(path: str | os.PathLike[str]) -> bool:
     """True when the file name ends with ``.nii`` or ``.nii.gz`` (any case)."""
     return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def check_nifti_name(path: Path) -> Path:
+    """``path``, when its name ends with ``.nii`` or ``.nii.gz``; else a ValueError."""
+    if not is_nifti_path(path):
+        raise ValueError(f"{path}: the output name must end with .nii or .nii.gz")
+    return path
 
 
 def nifti_files(folder: str | os.PathLike[str], *, exclude: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -76,6 +75,10 @@ def nifti_files(folder: str | os.PathLike[str], *, exclude: str | os.PathLike[st
 class NiftiVolume:
     """A NIfTI image read for correction.
 
+    Meets :class:`mri_noiselab.clean.Volume`: rows, columns and slices are the
+    array axes 0, 1 and 2 (x, y, z), the slice axis is the header's (z when
+    unset), and a 4-D image holds its volumes on axis 3.
+
     Attributes
     ----------
     path : pathlib.Path
@@ -100,11 +103,43 @@ class NiftiVolume:
         return tuple(self.stored.shape)
 
     @property
-    def slice_axis(self) -> int:
-        """The slice axis from the header's dim_info, axis 2 (z) when not set."""
-        ndim = min(self.stored.ndim, 3)
+    def paths(self) -> list[Path]:
+        return [self.path]
+
+    @property
+    def group(self) -> str:
+        """Each file gets its own σ: its path."""
+        return str(self.path)
+
+    @property
+    def unit(self) -> float:
+        """The real-world value of one unit of :meth:`magnitude`: scl_slope."""
+        return self.slope
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The array axes of rows, columns and slices: x, y and z."""
+        return (0, 1, 2) if self.stored.ndim > 2 else (0, 1)
+
+    @property
+    def slice_axis(self) -> int | None:
+        """The slice axis from the header's dim_info, axis 2 (z) when not set; None for a 2-D image."""
+        if self.stored.ndim < 3:
+            return None
         dim = self.image.header.get_dim_info()[2]
-        return int(dim) if dim is not None and dim < ndim else min(2, ndim - 1)
+        return int(dim) if dim is not None and dim < 3 else 2
+
+    @property
+    def volume_axis(self) -> int | None:
+        """Axis 3 (t) of a 4-D image."""
+        return 3 if self.stored.ndim == 4 else None
+
+    mosaic = 1
+
+    @property
+    def label(self) -> str:
+        """The file name and the image's shape, for messages."""
+        return f"{self.path.name} ({'x'.join(map(str, self.shape))})"
 
     def magnitude(self) -> np.ndarray:
         """The voxels in stored units, zero where the signal is zero.
@@ -176,8 +211,7 @@ def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
     except NiftiError:
         raise
     except Exception as e:  # nibabel raises many types on damaged files
-        text = str(e).strip().splitlines()
-        raise NiftiError(f"{p}: cannot read as NIfTI ({text[0] if text else type(e).__name__})") from None
+        raise NiftiError(f"{p}: cannot read as NIfTI ({first_line(e)})") from None
     if stored.dtype.kind not in "iuf" or stored.dtype.names is not None:
         raise NiftiError(f"{p}: data type {img.get_data_dtype()} is not a real scalar type (complex or RGB data)")
     while stored.ndim > 4 and stored.shape[-1] == 1:
@@ -191,22 +225,18 @@ def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
     return NiftiVolume(p, img, stored, slope, inter)
 
 
-def nifti_window(f_size: int | Sequence[int], shape: Sequence[int], slice_axis: int = 2) -> tuple[int, ...]:
+def nifti_window(f_size: FSize, shape: Sequence[int], slice_axis: int = 2) -> tuple[int, ...]:
     """Turn ``f_size`` into a window on the axes ``(x, y, z[, t])`` of a NIfTI image.
 
-    An int ``f`` is an in-plane window: ``f`` on the two in-plane axes, 1 on
-    the slice axis and on the volume axis, as the DICOM workflow does (slices
-    are often thicker than pixels, and volumes are time points or directions,
-    not neighbours). A sequence gives one size per axis; on a 4-D image, three
-    sizes are spatial and the volume axis gets 1.
+    An int ``f`` is ``f`` on the two in-plane axes and 1 on the slice axis and
+    the volume axis, as for DICOM (slices are often thicker than pixels, and
+    volumes are time points or directions, not neighbours). A sequence gives
+    x, y[, z]; the volume axis gets 1.
     """
     ndim = len(shape)
-    if isinstance(f_size, Sequence) and not isinstance(f_size, str) and ndim == 4 and len(f_size) == 3:
-        f_size = (*f_size, 1)
-    if isinstance(f_size, Sequence) and not isinstance(f_size, str):
-        return window_sizes(f_size, ndim)
-    f = window_sizes(f_size, 1)[0]
-    return tuple(1 if (d == slice_axis and ndim > 2) or d == 3 else f for d in range(ndim))
+    volumes = 3 if ndim == 4 else None
+    slices = slice_axis if ndim > 2 else None
+    return window(f_size, shape, volume_axis=volumes, slice_axis=slices, axes=(0, 1, 2)[: min(ndim, 3)])
 
 
 def roi_mask_xyz(rois: Sequence[Roi | str], shape: Sequence[int]) -> np.ndarray:
@@ -215,119 +245,7 @@ def roi_mask_xyz(rois: Sequence[Roi | str], shape: Sequence[int]) -> np.ndarray:
     A box's rows are x (axis 0), its columns y (axis 1) and its optional slice
     range z (axis 2); a box covers every volume of a 4-D image.
     """
-    shape = tuple(shape)
-    if len(shape) == 2:
-        return roi_mask(rois, shape)
-    zxy = roi_mask(rois, (shape[2], shape[0], shape[1]))
-    xyz = np.moveaxis(zxy, 0, 2)
-    return np.broadcast_to(xyz[..., None], shape) if len(shape) == 4 else xyz
-
-
-def _estimate(values: np.ndarray, mask: np.ndarray | Literal["auto"], estimator: str, coils: int | None) -> SigmaEstimate:
-    """σ from a background, with the quality warnings kept in the estimate rather than issued."""
-    if isinstance(mask, str):
-        return estimate_sigma(values, estimator, coils, mask="auto", warn=False)  # type: ignore[arg-type]
-    return estimate_sigma(values[mask], estimator, coils, warn=False)  # type: ignore[arg-type]
-
-
-def _volume_mask(mask: np.ndarray | Literal["auto"], shape: tuple[int, ...]) -> np.ndarray | Literal["auto"]:
-    if isinstance(mask, str):
-        if mask != "auto":
-            raise ValueError(f"mask must be a boolean array or 'auto', got {mask!r}")
-        return mask
-    m = np.asarray(mask, dtype=bool)
-    if m.shape not in (shape, shape[:-1]):
-        raise ValueError(f"mask shape {m.shape} fits neither the image {shape} nor one volume {shape[:-1]}")
-    return m
-
-
-def sigma_per_volume(
-    image: np.ndarray,
-    mask: np.ndarray | Literal["auto"] = "auto",
-    estimator: str = "mle",
-    coils: int | None = None,
-) -> list[SigmaEstimate]:
-    """Estimate σ separately for each volume of a 4-D ``(x, y, z, t)`` image.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        4-D magnitude image, volumes on the last axis.
-    mask : numpy.ndarray of bool or "auto"
-        The background: one mask for every volume (shape ``(x, y, z)``), one
-        per volume (the image's shape), or ``"auto"`` to find it in each volume
-        with :func:`mri_noiselab.background.auto_background`.
-    estimator : {"mle", "std", "mean"}
-    coils : int
-
-    Returns
-    -------
-    list of SigmaEstimate
-        One per volume; pass ``[e.sigma for e in ...]`` to :func:`mri_noiselab.correct`,
-        which takes one σ per volume of a 4-D image. Quality warnings are in
-        each estimate's ``warnings``.
-
-    Raises
-    ------
-    NoBackgroundError
-        If a volume's background is empty or all zeros.
-    ValueError
-        For a non-4-D image, a mask of the wrong shape or bad values.
-    """
-    arr = np.asarray(image)
-    if arr.ndim != 4:
-        raise ValueError(f"sigma per volume needs a 4-D (x, y, z, t) image, got shape {arr.shape}")
-    if estimator not in SIGMA_METHODS:
-        raise ValueError(f"unknown sigma estimator {estimator!r}: choose one of {', '.join(SIGMA_METHODS)}")
-    m = _volume_mask(mask, arr.shape)
-    estimates = []
-    for t in range(arr.shape[3]):
-        vm = m if isinstance(m, str) or m.ndim == 3 else m[..., t]
-        try:
-            estimates.append(_estimate(arr[..., t], vm, estimator, coils))
-        except ValueError as e:
-            raise type(e)(f"volume {t}: {e}") from None
-    return estimates
-
-
-@dataclass
-class NiftiResult:
-    """The outcome of :func:`clean_nifti`.
-
-    Attributes
-    ----------
-    source, output : pathlib.Path
-    sigma : float or numpy.ndarray
-        σ in stored units: one value, or one per volume.
-    estimates : list of SigmaEstimate
-        The estimates σ came from (one, or one per volume); empty when σ was given.
-    window : tuple of int
-        The window on ``(x, y, z[, t])``.
-    method : str
-    coils : int
-    description : str
-        What was written to the header's descrip field.
-    """
-
-    source: Path
-    output: Path
-    sigma: float | np.ndarray
-    estimates: list[SigmaEstimate]
-    window: tuple[int, ...]
-    method: str
-    coils: int
-    description: str
-    warnings: list[str] = field(default_factory=list)
-
-
-def describe(method: str, sigma: float | np.ndarray, window: Sequence[int], coils: int) -> str:
-    """The header descrip text (at most 79 ASCII characters): method, σ, window, coils, version."""
-    s = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
-    sig = f"s={s[0]:.4g}" if s.size == 1 else f"s={s.min():.3g}..{s.max():.3g}/vol"
-    win = "1" if method == "pointwise" else "x".join(map(str, window))
-    coil = f" N={coils}" if coils > 1 else ""
-    text = f"Rician bias removed: {method} {sig} f={win}{coil} {PACKAGE} {_core.__version__}"
-    return text.encode("ascii", "replace")[:_DESCRIP_BYTES].decode("ascii")
+    return roi_mask(rois, shape, axes=(0, 1, 2)[: min(len(shape), 3)])
 
 
 def write_nifti(
@@ -349,9 +267,7 @@ def write_nifti(
     OSError
         If ``path`` is the source file, a symbolic link or a folder, or cannot be written.
     """
-    target = Path(path)
-    if not is_nifti_path(target):
-        raise ValueError(f"{target}: the output name must end with .nii or .nii.gz")
+    target = check_nifti_name(Path(path))
     if target.exists() and same_file(target, volume.path):
         raise OSError(f"refusing to overwrite the input file {target}")
     stored = np.asarray(stored)
@@ -385,282 +301,26 @@ def _to_stream(nib: Any, image: Any, fh: Any) -> None:
     image.to_file_map({"image": holder, "header": holder})
 
 
-def volume_sigma(
-    volume: NiftiVolume,
-    background: np.ndarray | Literal["auto"] | Callable[[NiftiVolume], np.ndarray] | None = "auto",
-    *,
-    per_volume: bool = False,
-    estimator: str = "mle",
-    coils: int | None = None,
-) -> list[SigmaEstimate]:
-    """Estimate σ (stored units) of a NIfTI image from its background.
-
-    Parameters
-    ----------
-    volume : NiftiVolume
-    background : numpy.ndarray of bool, "auto" or callable
-        A mask of the image's shape or of one volume's (applied to every
-        volume), ``"auto"``, or a function of ``volume`` returning a mask.
-    per_volume : bool
-        One estimate per volume of a 4-D image (see :func:`sigma_per_volume`).
-    estimator : {"mle", "std", "mean"}
-    coils : int
-
-    Returns
-    -------
-    list of SigmaEstimate
-        One, or one per volume; quality warnings are in their ``warnings``.
-
-    Raises
-    ------
-    NoBackgroundError
-        If the background is empty or all zeros.
-    ValueError
-        For a mask of the wrong shape, ``per_volume`` on a non-4-D image, or bad values.
-    """
-    if background is None:
-        raise ValueError("give a background (mask or 'auto') or a known sigma")
-    magnitude = volume.magnitude()
-    mask = background(volume) if callable(background) else background
-    four_d = volume.stored.ndim == 4
-    if per_volume:
-        if not four_d:
-            raise ValueError(f"{volume.path}: sigma per volume needs a 4-D image, this one has shape {volume.shape}")
-        return sigma_per_volume(magnitude, mask, estimator, coils)
-    if four_d:
-        mask = _volume_mask(mask, volume.shape)
-    if not isinstance(mask, str):
-        mask = np.asarray(mask, dtype=bool)
-        if four_d and mask.ndim == 3:
-            mask = np.broadcast_to(mask[..., None], volume.shape)
-        if mask.shape != volume.shape:
-            raise ValueError(f"background mask shape {mask.shape} does not match the image shape {volume.shape}")
-    return [_estimate(magnitude, mask, estimator, coils)]
-
-
-def _qc_png(
-    magnitude: np.ndarray,
-    corrected: np.ndarray,
-    estimates: list[SigmaEstimate],
-    sigma: float | np.ndarray,
-    coils: int,
-) -> bytes:
-    from mri_noiselab.qc import qc_png
-
-    def slices(a: np.ndarray) -> np.ndarray:
-        # The QC figure shows (slices, rows, cols) stacks: one volume, z first.
-        a = a[..., 0] if a.ndim == 4 else a
-        return np.moveaxis(a, 2, 0) if a.ndim == 3 else a
-
-    first = estimates[0] if estimates else None
-    mask = first.mask if first is not None else None
-    s = float(np.atleast_1d(sigma)[0])
-    return qc_png(slices(magnitude), slices(corrected), None if mask is None else slices(mask), s, coils=coils)
-
-
-def clean_nifti(
-    source: str | os.PathLike[str],
-    destination: str | os.PathLike[str],
-    *,
-    background: np.ndarray | Literal["auto"] | Callable[[NiftiVolume], np.ndarray] | None = "auto",
-    sigma: float | Sequence[float] | np.ndarray | None = None,
-    per_volume: bool = False,
-    estimator: str = "mle",
-    method: str = "lmmse",
-    f_size: int | Sequence[int] = 9,
-    coils: int | None = None,
-    num_threads: int | None = None,
-    qc: str | os.PathLike[str] | None = None,
-) -> NiftiResult:
-    """Estimate σ (unless given), remove the noise bias of a NIfTI image and write it.
-
-    Parameters
-    ----------
-    source : path-like
-        A ``.nii`` or ``.nii.gz`` magnitude image, ``(x, y, z[, t])``.
-    destination : path-like
-        The output ``.nii`` or ``.nii.gz``; never the source.
-    background : numpy.ndarray of bool, "auto" or callable, optional
-        Noise-only voxels: a mask of the image's shape (or of one volume's),
-        ``"auto"`` (default) to find them, or a function of the
-        :class:`NiftiVolume` returning a mask. Ignored when ``sigma`` is given.
-    sigma : float or sequence of float, optional
-        Known σ in stored units, one value or one per volume; skips estimation.
-    per_volume : bool
-        Estimate one σ per volume of a 4-D image (noise that differs between
-        volumes, e.g. diffusion directions or a changing receiver gain).
-    estimator : {"mle", "std", "mean"}
-    method : {"moments", "pointwise", "lmmse"}
-    f_size : int or sequence of int
-        See :func:`nifti_window`: an int is an in-plane window, never mixing
-        slices or volumes.
-    coils : int
-    num_threads : int, optional
-    qc : path-like, optional
-        A QC figure (PNG, needs matplotlib) of the first volume, slices along z.
-
-    Returns
-    -------
-    NiftiResult
-
-    Raises
-    ------
-    ImportError
-        Without nibabel.
-    NiftiError, NoBackgroundError, ValueError, OSError
-        For an unusable file, a background without noise, voxels below zero
-        signal, bad arguments, or an output that is the input. Nothing is
-        written then.
-    """
-    src, dst = Path(source), Path(destination)
-    if not is_nifti_path(dst):
-        raise ValueError(f"{dst}: the output name must end with .nii or .nii.gz")
-    if dst.exists() and same_file(dst, src):
-        raise ValueError(f"the output {dst} is the input file: choose another output (inputs are never overwritten)")
-    volume = read_nifti(src)
-    window = nifti_window(f_size, volume.shape, volume.slice_axis)
-    magnitude = volume.magnitude()
-    if np.any(magnitude < 0):
-        raise ValueError(
-            f"{src}: voxel values below zero signal (after scl_inter): not a magnitude image, or an "
-            "intercept that does not mark zero signal"
-        )
-    estimates: list[SigmaEstimate] = []
-    if sigma is not None:
-        value: float | np.ndarray = np.asarray(sigma, dtype=np.float64)
-        if value.ndim == 0:
-            value = float(value)
-        elif volume.stored.ndim != 4 or value.shape != (volume.shape[3],):
-            raise ValueError(f"{src}: {value.size} sigma values given, but the image has shape {volume.shape}: "
-                             "give one σ, or one per volume of a 4-D image")
-    else:
-        estimates = volume_sigma(volume, background, per_volume=per_volume, estimator=estimator, coils=coils)
-        value = np.array([e.sigma for e in estimates]) if per_volume else estimates[0].sigma
-    # The coil count the background fitted (coils=None), else the one given (1 with a given σ).
-    coils = estimates[0].coils if estimates else (coils or 1)
-    corrected = correct(magnitude, value, f_size=window, method=method, coils=coils, num_threads=num_threads)  # type: ignore[arg-type]
-    text = describe(method, value, window, coils)
-    # Everything that can fail comes before the first write: the figure is drawn and every
-    # target checked (a QC path may not be the input or the output), so a failure leaves nothing.
-    png = _qc_png(magnitude, corrected, estimates, value, coils) if qc is not None else None
-    check_targets([dst], [Path(qc)] if qc is not None else [], [src])
-    write_nifti(volume, volume.to_stored(corrected), dst, text)
-    if qc is not None and png is not None:
-        atomic_write(qc, lambda fh: fh.write(png))
-    notes = [f"volume {t}: {w}" if len(estimates) > 1 else w for t, e in enumerate(estimates) for w in e.warnings]
-    return NiftiResult(src, dst, value, estimates, window, method, coils, text, notes)
-
-
-@dataclass
-class NiftiBatchReport:
-    """What :func:`clean_nifti_source` did: the images written and the files that failed."""
-
-    results: list[NiftiResult]
-    failures: list[Failure]
-
-    @property
-    def written(self) -> list[Path]:
-        return [r.output for r in self.results]
-
-
-def clean_nifti_source(
-    source: str | os.PathLike[str],
-    destination: str | os.PathLike[str],
-    *,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    on_start: Callable[[int], None] | None = None,
-    on_file: Callable[[Path], None] | None = None,
-    **options: Any,
-) -> NiftiBatchReport:
-    """Clean a NIfTI file, or every NIfTI file under a folder, optionally on a Dask cluster.
-
-    Parameters
-    ----------
-    source : path-like
-        A ``.nii``/``.nii.gz`` file, or a folder searched recursively.
-    destination : path-like
-        The output file, or folder (same relative names as the inputs; see
-        :func:`mri_noiselab.dicom.output_paths`).
-    workers, scheduler
-        Run the files in parallel on a local or existing Dask cluster; see
-        :func:`mri_noiselab.dask.run_batch`. Default: one after the other here.
-    on_start : callable, optional
-        Called once with the number of files found.
-    on_file : callable, optional
-        Called with each input path once it is written or has failed.
-    **options
-        Passed to :func:`clean_nifti` (``background``, ``sigma``,
-        ``per_volume``, ``estimator``, ``method``, ``f_size``, ``coils``,
-        ``num_threads``, ``qc``: a folder gets one figure per file, named
-        with ``_<n>``); a ``background`` callable must be picklable to run on
-        a cluster.
-
-    Returns
-    -------
-    NiftiBatchReport
-
-    Raises
-    ------
-    NiftiError, NoBackgroundError, ValueError, OSError
-        For a file source, or when every file of a folder fails (the first
-        error); otherwise failures are collected and every good file is written.
-    """
-    from mri_noiselab.dask import run_batch
-
-    src, dst = Path(source), Path(destination)
-    if not src.is_dir():
-        if not src.exists():
-            raise NiftiError(f"{src}: no such file or folder")
-        target = dst / src.name if dst.is_dir() or str(destination).endswith((os.sep, "/")) else dst
-        if on_start is not None:
-            on_start(1)
-        result = clean_nifti(src, target, **options)
-        if on_file is not None:
-            on_file(src)
-        return NiftiBatchReport([result], [])
-    if dst.resolve() == src.resolve():
-        raise ValueError(f"the output folder {dst} is the input folder: choose another one")
-    inputs = nifti_files(src, exclude=dst)
-    if not inputs:
-        raise NiftiError(f"{src}: no .nii or .nii.gz file found")
-    mapping = output_paths(src, dst, inputs)
-    qc = options.pop("qc", None)
-    # One QC figure per file: _<n> is added to the name, as for DICOM stacks.
-    qc_paths = {p: Path(qc).with_name(f"{Path(qc).stem}_{i + 1}{Path(qc).suffix}") for i, p in enumerate(inputs)} if qc else {}
-    if on_start is not None:
-        on_start(len(inputs))
-    outcome = run_batch(
-        functools.partial(_clean_mapped, mapping=mapping, qc_paths=qc_paths, options=options),
-        inputs,
-        workers=workers,
-        scheduler=scheduler,
-        on_done=on_file,
-    )
-    if not outcome.results:
-        raise outcome.errors[0]
-    return NiftiBatchReport([r for _, r in outcome.results], outcome.failures)
-
-
-def _clean_mapped(path: Path, *, mapping: dict[Path, Path], qc_paths: dict[Path, Path], options: dict[str, Any]) -> NiftiResult:
-    return clean_nifti(path, mapping[path], qc=qc_paths.get(path), **options)
+def is_own_output(path: str | os.PathLike[str]) -> bool:
+    """True when the NIfTI file at ``path`` was written by this package (its descrip says so)."""
+    try:
+        header = _nibabel().load(path).header
+    except Exception as e:  # nibabel raises many types on damaged files
+        raise NiftiError(f"{path}: exists but cannot be read ({first_line(e)}): remove it to rewrite it") from None
+    return bytes(header["descrip"].item()).decode("ascii", "replace").startswith(NIFTI_PREFIX)
 
 
 __all__ = [
     "NIFTI_INSTALL",
-    "NiftiBatchReport",
-    "clean_nifti_source",
+    "NIFTI_SUFFIXES",
     "NiftiError",
-    "NiftiResult",
     "NiftiVolume",
-    "clean_nifti",
-    "describe",
+    "check_nifti_name",
     "is_nifti_path",
+    "is_own_output",
     "nifti_files",
     "nifti_window",
     "read_nifti",
     "roi_mask_xyz",
-    "sigma_per_volume",
-    "volume_sigma",
     "write_nifti",
 ]

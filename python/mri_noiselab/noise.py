@@ -7,166 +7,44 @@ arguments, converts arrays and turns the core's reports into exceptions.
 from __future__ import annotations
 
 import math
-import numbers
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from mri_noiselab._args import (
+    Estimator,
+    FSize,
+    Method,
+    as_kernel_array,
+    check_axis,
+    check_coils,
+    check_estimator,
+    check_image,
+    check_mask,
+    check_method,
+    check_sigma_values,
+    default_volume_axis,
+    get_num_threads,
+    sample_view,
+    set_num_threads,
+    sigma_shape,
+    threads,
+    window,
+)
 from mri_noiselab._kernels import _core
+from mri_noiselab.background import Background, find_background, fit_coils
+from mri_noiselab.chi import efficiency, expected_ratio, is_rounded, mle_sigma, rayleigh_constants, rounded_sigma
+from mri_noiselab.errors import NoBackgroundError
+from mri_noiselab.quality import RoiQuality, emit_warnings, roi_quality
 
-if TYPE_CHECKING:
-    from mri_noiselab.background import Background, RoiQuality
-
-SigmaMethod = Literal["mle", "std", "mean"]
-CorrectionMethod = Literal["moments", "pointwise", "lmmse"]
-SIGMA_METHODS: tuple[str, ...] = ("mle", "std", "mean")
-CORRECTION_METHODS: tuple[str, ...] = ("moments", "pointwise", "lmmse")
-MAX_NDIM = 4
-# The kernel takes window sizes as 64-bit integers; beyond this the binding would
-# reject the call with a message about its C++ signature.
-_MAX_WINDOW = 2**63 - 1
-_MAX_THREADS = 2**31 - 1
-_MAX_COILS = 2**32 - 1
 # estimate_sigma refuses samples that give sigma to worse than +-10% (one standard error):
 # 25 values for "mle" with one coil, about 57 for "std".
 _MAX_RELATIVE_SE = 0.1
 # Sample maxima outside these are rescaled by a power of two before their squares are summed.
 _HUGE = 2.0**400
 _TINY = 2.0**-400
-
-_default_threads: int | None = None
-
-
-class NoBackgroundError(ValueError):
-    """No usable noise-bearing background: empty, all exact zeros, one value repeated,
-    too few values for sigma to +-10%, or nothing that looks like noise."""
-
-
-def set_num_threads(n: int | None) -> None:
-    """Set the number of threads the kernels use by default.
-
-    Parameters
-    ----------
-    n : int or None
-        A positive count, or None for all cores (OpenMP's default). A
-        ``num_threads`` argument given to a function takes precedence. Results
-        are bit-identical whatever the count.
-    """
-    global _default_threads
-    _default_threads = None if n is None else _check_threads(n)
-
-
-def get_num_threads() -> int:
-    """Return the number of threads the kernels use by default."""
-    return _default_threads if _default_threads is not None else int(_core.default_threads())
-
-
-def _check_threads(n: object) -> int:
-    # The kernels take a C int; they never start more threads than they have blocks of work.
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= int(n) <= _MAX_THREADS:
-        raise ValueError(f"num_threads must be a positive integer (at most {_MAX_THREADS}) or None, got {n!r}")
-    return int(n)
-
-
-def _threads(num_threads: int | None) -> int:
-    if num_threads is not None:
-        return _check_threads(num_threads)
-    return _default_threads or 0
-
-
-def _check_coils(coils: object) -> int:
-    # The kernels take an unsigned 32-bit count.
-    if isinstance(coils, bool) or not isinstance(coils, numbers.Integral) or not 1 <= int(coils) <= _MAX_COILS:
-        raise ValueError(
-            f"coils must be an integer >= 1 and at most {_MAX_COILS} (receiver coils combined by sum of squares), got {coils!r}"
-        )
-    return int(coils)
-
-
-def _check_sigma(sigma: object) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
-    return float(sigma)
-
-
-def as_kernel_array(a: npt.ArrayLike, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
-    """Return ``a`` as a float32/float64 array in native byte order the kernels accept.
-
-    Views (strided, reversed, read-only) are passed on without a copy when their
-    dtype already fits; integers become float32 unless ``dtype`` says otherwise.
-
-    Raises
-    ------
-    TypeError
-        For bool, complex, object or other non-real dtypes.
-    """
-    arr = np.asarray(a)
-    kind = arr.dtype.kind
-    if kind not in "iuf":
-        raise TypeError(
-            f"{name} must hold real numbers (integer or floating point), got dtype {arr.dtype}"
-        )
-    if dtype is None:
-        dtype = np.float64 if arr.dtype == np.float64 or arr.dtype.itemsize > 4 and kind == "f" else np.float32
-    target = np.dtype(dtype).newbyteorder("=")
-    if arr.dtype != target or not arr.flags.aligned:  # the kernels read T*: alignment is required
-        arr = arr.astype(target)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    return arr
-
-
-def sample_view(arr: np.ndarray) -> np.ndarray:
-    """A sample as the statistics kernel reads it: its own shape when it has 1 to 4 axes
-    (rows are the kernel's unit of parallel work, so a flat copy would run on one thread),
-    flattened otherwise."""
-    return arr if 1 <= arr.ndim <= MAX_NDIM else arr.reshape(-1)
-
-
-def squeeze_to_kernel(arr: np.ndarray, window: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Drop axes of length 1 (a window there changes nothing) so that up to 4 axes remain."""
-    if arr.ndim <= MAX_NDIM:
-        return arr, window
-    keep = [d for d in range(arr.ndim) if arr.shape[d] > 1] or [arr.ndim - 1]
-    if len(keep) > MAX_NDIM:
-        raise ValueError(
-            f"images with at most {MAX_NDIM} axes longer than 1 are supported, got shape {arr.shape}"
-        )
-    return arr.reshape([arr.shape[d] for d in keep]), tuple(window[d] for d in keep)
-
-
-def window_sizes(f_size: int | Sequence[int], ndim: int, *, volumes_last: bool = False) -> tuple[int, ...]:
-    """Turn ``f_size`` into one window size per axis.
-
-    An int applies to every axis, except that with ``volumes_last`` a 4-D input
-    keeps its last axis (volumes) out of the window. A sequence must give one
-    positive int per axis.
-    """
-    if isinstance(f_size, bool):
-        raise TypeError(f"f_size must be an int or a tuple of ints, got {f_size!r}")
-    if isinstance(f_size, np.ndarray) and f_size.ndim == 1:  # as scipy accepts
-        f_size = f_size.tolist()
-    if isinstance(f_size, numbers.Integral):
-        sizes = [int(f_size)] * ndim
-        if volumes_last and ndim == 4:
-            sizes[-1] = 1
-    elif isinstance(f_size, Sequence) and not isinstance(f_size, str):
-        if len(f_size) != ndim:
-            raise ValueError(f"f_size has {len(f_size)} entries but the image has {ndim} axes: give one per axis")
-        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in f_size):
-            raise TypeError(f"f_size entries must be ints, got {tuple(f_size)!r}")
-        sizes = [int(s) for s in f_size]
-    else:
-        raise TypeError(f"f_size must be an int or a tuple of ints, got {f_size!r}")
-    if any(s < 1 for s in sizes):
-        raise ValueError(f"f_size must be >= 1 on every axis, got {tuple(sizes)}")
-    if any(s > _MAX_WINDOW for s in sizes):
-        raise ValueError(f"f_size must be at most 2**63 - 1 on every axis, got {tuple(sizes)}")
-    return tuple(sizes)
 
 
 @dataclass(frozen=True)
@@ -179,7 +57,7 @@ class SigmaEstimate:
     ----------
     sigma : float
         The noise standard deviation of each real channel.
-    method : str
+    estimator : str
         ``"mle"``, ``"std"`` or ``"mean"``.
     coils : int
         Receiver coils: given, or fitted to the background (``coils_fitted``).
@@ -212,7 +90,7 @@ class SigmaEstimate:
     """
 
     sigma: float
-    method: str
+    estimator: Estimator
     coils: int
     n: int
     mean: float
@@ -237,120 +115,45 @@ class SigmaEstimate:
         return self.quality.warnings if self.quality is not None else ()
 
 
-def estimate_sigma(
-    background: npt.ArrayLike,
-    method: SigmaMethod = "mle",
-    coils: int | None = 1,
-    mask: npt.ArrayLike | Literal["auto"] | None = None,
-    *,
-    exclude_zeros: bool = True,
-    num_threads: int | None = None,
-    warn: bool = True,
-) -> SigmaEstimate:
-    """Estimate the noise level sigma from a background (noise-only) sample or a whole image.
+@dataclass(frozen=True)
+class CorrectionReport:
+    """What the correction kernel saw while it ran (``correct(..., return_report=True)``).
 
-    Parameters
+    The same class whatever kernel build (portable or x86-64-v3) is loaded; it
+    pickles and compares by value.
+
+    Attributes
     ----------
-    background : array_like
-        Magnitude values with no signal, any shape (a ROI cut out of the image),
-        or, with ``mask="auto"``, a whole 1-D to 4-D image. Must be finite and
-        non-negative (inside the mask).
-    method : {"mle", "std", "mean"}
-        ``"mle"``: sigma^2 = sum(M^2) / (2 N n), the maximum-likelihood estimator.
-        ``"std"``: std(M) / sqrt(2N - beta_N^2) (the seed's std / 0.655 for N = 1).
-        ``"mean"``: mean(M) / beta_N.
-    coils : int or None
-        Number N of receiver coils combined by sum of squares. None fits N to
-        the background (:func:`mri_noiselab.background.fit_coils`; a sample that
-        fits no N is taken as one coil, and its quality report says why).
-    mask : array_like of bool or "auto", optional
-        Same shape as ``background``; only True values are used. ``"auto"``
-        finds the background of an image with
-        :func:`mri_noiselab.background.find_background` (no ROI needed), or
-        raises NoBackgroundError saying why it cannot; the chosen voxels are
-        returned in ``SigmaEstimate.mask``.
-    exclude_zeros : bool
-        Leave exact zeros (zero padding, suppressed background) out; they bias
-        every estimator down.
-    num_threads : int, optional
-        Threads for this call; see :func:`set_num_threads`.
-    warn : bool
-        Issue each quality warning as a :class:`mri_noiselab.background.RoiWarning`
-        (they are in ``SigmaEstimate.warnings`` either way).
-
-    Returns
-    -------
-    SigmaEstimate
-        With the ROI quality report in ``quality``.
-
-    Raises
-    ------
-    NoBackgroundError
-        (a ValueError) If the sample is empty, all zeros (suppressed noise), one
-        value repeated (after rescaling: a constant offset is no noise either),
-        or too small to give sigma to +-10% (one standard error): fewer than
-        25 / (N efficiency) values, 25 for ``"mle"`` with one coil.
-    ValueError
-        If the sample holds NaN/inf or negative values; or for an unknown method
-        or coils outside 1 to 2**32 - 1.
-
-    Notes
-    -----
-    With N coils the background follows a central chi distribution with 2N
-    degrees of freedom: E[M] = beta_N sigma with
-    beta_N = sqrt(pi/2) (2N-1)!! / (2^(N-1) (N-1)!), and E[M^2] = 2 N sigma^2.
-
-    Relative to ``"mle"`` (which reaches the Cramer-Rao bound, a relative standard
-    error of 1 / (2 sqrt(N n))), ``"mean"`` has an efficiency of 0.91 (N = 1) to 1
-    and ``"std"`` one of 0.45 for N = 1, 0.24 for N = 2, 0.12 for N = 4 and 0.062
-    for N = 8 (about 1/(2N)): for the same precision ``"std"`` needs 1/efficiency
-    times the pixels, 16 times for 8 coils.
-
-    Integer data (stored pixel values) with a plain estimate below 50 are fitted
-    as rounded noise k = round(M), whose statistic (E[k^2], E[k] or sd(k)) must
-    match the sample's; the model excludes k = 0 unless the sample holds zeros.
-    ``SigmaEstimate.rounded`` says so.
-
-    References
-    ----------
-    .. [1] H. Gudbjartsson, S. Patz, Magn Reson Med 34:910 (1995).
-    .. [2] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Magn Reson Imaging 27:1397 (2009).
+    n : int
+        Voxels corrected (in the mask, if any).
+    nonfinite, negative, zeros : int
+        Input voxels that are NaN or infinite, negative, and exactly 0.
+    clamped : int
+        Voxels whose A^2 estimate was negative and set to 0.
+    min, max : float
+        The smallest and largest input voxel.
     """
-    # background builds on this module's array helpers, so it is imported here.
-    from mri_noiselab.background import (
-        _expected_ratio,
-        _rounded_model,
-        _rounded_sigma,
-        RoiWarning,
-        emit_warnings,
-        find_background,
-        fit_coils,
-        roi_quality,
-    )
 
-    if method not in SIGMA_METHODS:
-        raise ValueError(f"unknown sigma method {method!r}: choose one of {', '.join(SIGMA_METHODS)}")
-    fitted = coils is None
-    coils = None if coils is None else _check_coils(coils)
-    chosen = None
-    found = None
-    if isinstance(mask, str):
-        if mask != "auto":
-            raise ValueError(f"mask must be a boolean array, 'auto' or None, got {mask!r}")
-        found = find_background(background, coils, num_threads=num_threads)
-        coils = found.coils
-        chosen = mask = found.mask
+    n: int
+    nonfinite: int
+    negative: int
+    zeros: int
+    clamped: int
+    min: float
+    max: float
+
+
+def _sample(
+    background: npt.ArrayLike, mask: npt.ArrayLike | None, exclude_zeros: bool, n_threads: int
+) -> tuple[np.ndarray, Any]:
+    """The values sigma is estimated from and the kernel's statistics of them; raises for unusable samples."""
     bg = sample_view(as_kernel_array(background, "background"))
     mask_arr = None
     if mask is not None:
-        mask_arr = np.asarray(mask)
-        if mask_arr.shape != np.shape(background):
-            raise ValueError(f"mask shape {mask_arr.shape} does not match background shape {np.shape(background)}")
-        mask_arr = sample_view(mask_arr.astype(bool).view(np.uint8))
+        mask_arr = sample_view(check_mask(mask, np.shape(background), "background").view(np.uint8))
     if bg.size == 0:
         raise NoBackgroundError("the background region is empty: select at least a few hundred noise-only pixels")
-    threads = _threads(num_threads)
-    stats = _core.sample_stats(bg, mask_arr, exclude_zeros, threads)
+    stats = _core.sample_stats(bg, mask_arr, exclude_zeros, n_threads)
     if stats.nonfinite:
         raise ValueError("background contains NaN or infinite values: mask them out or pick another region")
     if stats.negative:
@@ -363,71 +166,10 @@ def estimate_sigma(
             "or an earlier run"
         )
     used = bg if mask_arr is None else bg[mask_arr.view(bool)]
-    if exclude_zeros:
-        used = used[used != 0]
-    if coils is None:
-        try:
-            coils = fit_coils(used)
-        except NoBackgroundError:
-            coils = 1
-    _check_sample(stats, method, coils)
-    # Squares of values beyond 2^+-400 overflow or vanish in the sums (sigma = inf or 0). A
-    # power of two rescales them exactly, and everything but sigma, mean and std is scale-free.
-    exponent = 0 if _TINY <= stats.max <= _HUGE else math.frexp(stats.max)[1]
-    if exponent:
-        used = np.ldexp(used.astype(np.float64), -exponent)
-        stats = _core.sample_stats(used, None, False, threads)
-    sigma, ratio, expected = _core.sigma_from_stats(stats, method, coils)
-    sigma_mle = math.sqrt(stats.mean_sq / (2 * coils))
-    rounded = _rounded_model(used, sigma_mle)
-    if rounded:
-        zeros = stats.zeros > 0
-        sigma_mle = _rounded_sigma(stats.mean_sq, coils, "mle", zeros, sigma_mle)
-        measured = {"mle": stats.mean_sq, "mean": stats.mean, "std": stats.std}[method]
-        sigma = sigma_mle if method == "mle" else _rounded_sigma(measured, coils, method, zeros, sigma)
-        expected = _expected_ratio(sigma_mle, coils, int(stats.n), True, zeros=zeros)[0]
-    quality = roi_quality(used, coils, zeros_excluded=int(stats.zeros_excluded), sigma_mle=sigma_mle)
-    if warn and found is not None:
-        for text in found.warnings:
-            warnings.warn(text, RoiWarning, stacklevel=2)
-    elif warn:
-        emit_warnings(quality)
-    return SigmaEstimate(
-        sigma=math.ldexp(float(sigma), exponent),
-        method=method,
-        coils=coils,
-        n=int(stats.n),
-        mean=math.ldexp(float(stats.mean), exponent),
-        std=math.ldexp(float(stats.std), exponent),
-        ratio=float(ratio),
-        expected_ratio=float(expected),
-        zeros_excluded=int(stats.zeros_excluded),
-        rounded=rounded,
-        quality=quality,
-        mask=chosen,
-        coils_fitted=fitted,
-        background=found,
-    )
+    return (used[used != 0] if exclude_zeros else used), stats
 
 
-def _efficiency(method: str, coils: int) -> float:
-    """Efficiency of a sigma estimator: the Cramer-Rao bound sigma^2 / (4 N n) over its variance.
-
-    With v = Var(M) / sigma^2 = 2N - beta_N^2: 1 for "mle"; beta_N^2 / (4 N v) for "mean"
-    (0.91 for N = 1); v^2 / (N (mu_4 - v^2)) for "std" (0.45 for N = 1, 0.062 for N = 8,
-    about 1/(2N)), mu_4 = E[(M - E M)^4] / sigma^4 from the chi moments, whose difference
-    mu_4 - v^2 = 4 (N (2v - 1) + v - v^2) does not cancel as N grows.
-    """
-    if method == "mle":
-        return 1.0
-    beta, factor, _ = rayleigh_constants(coils)
-    v = factor * factor
-    if method == "mean":
-        return beta * beta / (4 * coils * v)
-    return v * v / (coils * 4 * (coils * (2 * v - 1) + v - v * v))
-
-
-def _check_sample(stats: Any, method: str, coils: int) -> None:
+def _check_sample(stats: Any, estimator: Estimator, coils: int) -> None:
     """Refuse a sample with no spread, or too small for sigma to +-_MAX_RELATIVE_SE."""
     n = int(stats.n)
     if stats.max - stats.min <= 1e-9 * stats.max:
@@ -436,23 +178,221 @@ def _check_sample(stats: Any, method: str, coils: int) -> None:
             "the scanner suppressed or replaced it there; select a region of real noise or give sigma"
         )
     # The relative standard error of sigma is 1 / (2 sqrt(N n efficiency)).
-    need = math.ceil(1.0 / (4 * coils * _efficiency(method, coils) * _MAX_RELATIVE_SE**2))
+    need = math.ceil(1.0 / (4 * coils * efficiency(estimator, coils) * _MAX_RELATIVE_SE**2))
     if n < need:
         raise NoBackgroundError(
-            f"only {n} background values: sigma ({method}, {coils} coil(s)) would be uncertain by more than "
+            f"only {n} background values: sigma ({estimator}, {coils} coil(s)) would be uncertain by more than "
             f"±{_MAX_RELATIVE_SE:.0%}; select a larger noise region (at least {need} values, e.g. --roi) or give sigma"
         )
 
 
+def _rescaled(used: np.ndarray, stats: Any, n_threads: int) -> tuple[np.ndarray, Any, int]:
+    """The sample scaled by a power of two 2^-e when its squares would overflow or vanish, its statistics, and e."""
+    # Squares of values beyond 2^+-400 overflow or vanish in the sums (sigma = inf or 0). A
+    # power of two rescales them exactly, and everything but sigma, mean and std is scale-free.
+    exponent = 0 if _TINY <= stats.max <= _HUGE else math.frexp(stats.max)[1]
+    if not exponent:
+        return used, stats, 0
+    used = np.ldexp(used.astype(np.float64), -exponent)
+    return used, _core.sample_stats(used, None, False, n_threads), exponent
+
+
+def _fit(used: np.ndarray, stats: Any, estimator: Estimator, coils: int) -> tuple[float, float, float, float, bool]:
+    """(sigma, ratio, expected ratio, MLE sigma, rounded) of a checked sample."""
+    sigma, ratio, expected = _core.sigma_from_stats(stats, estimator, coils)
+    sigma_mle = mle_sigma(stats.mean_sq, coils)
+    rounded = is_rounded(used, sigma_mle)
+    if rounded:
+        zeros = stats.zeros > 0
+        sigma_mle = rounded_sigma(stats.mean_sq, coils, "mle", zeros, sigma_mle)
+        measured = {"mle": stats.mean_sq, "mean": stats.mean, "std": stats.std}[estimator]
+        sigma = sigma_mle if estimator == "mle" else rounded_sigma(measured, coils, estimator, zeros, sigma)
+        expected = expected_ratio(sigma_mle, coils, int(stats.n), True, zeros=zeros)[0]
+    return float(sigma), float(ratio), float(expected), sigma_mle, rounded
+
+
+def estimate_sigma(
+    background: npt.ArrayLike,
+    estimator: Estimator = "mle",
+    coils: int | None = 1,
+    mask: npt.ArrayLike | Literal["auto"] | None = None,
+    *,
+    exclude_zeros: bool = True,
+    volume_axis: int | None = None,
+    num_threads: int | None = None,
+    warn: bool = True,
+) -> SigmaEstimate:
+    """Estimate the noise level sigma from a background (noise-only) sample or a whole image.
+
+    Parameters
+    ----------
+    background : array_like
+        Magnitude values with no signal, any shape (a ROI cut out of the image),
+        or, with ``mask="auto"``, a whole 1-D to 4-D image. Finite and
+        non-negative (inside the mask).
+    estimator : {"mle", "std", "mean"}
+        ``"mle"``: sigma^2 = sum(M^2) / (2 N n), the maximum-likelihood estimator.
+        ``"std"``: std(M) / sqrt(2N - beta_N^2) (the seed's std / 0.655 for N = 1).
+        ``"mean"``: mean(M) / beta_N. See Notes for their efficiencies.
+    coils : int or None
+        Number N of receiver coils combined by sum of squares. None fits N to
+        the background (:func:`mri_noiselab.fit_coils`; a sample that fits no N
+        is taken as one coil, and its quality report says why).
+    mask : array_like of bool or "auto", optional
+        Same shape as ``background``; only True values are used. ``"auto"``
+        finds the background of an image with :func:`mri_noiselab.find_background`,
+        or raises NoBackgroundError saying why it cannot; the chosen voxels are
+        returned in ``SigmaEstimate.mask``.
+    exclude_zeros : bool
+        Leave exact zeros (zero padding, suppressed background) out; they bias
+        every estimator down.
+    volume_axis : int, optional
+        With ``mask="auto"``: the axis that holds volumes, which the search's
+        windows never span (default: the last axis of a 4-D image).
+    num_threads : int, optional
+        Threads for this call; see :func:`mri_noiselab.set_num_threads`.
+    warn : bool
+        Issue each quality warning as a :class:`mri_noiselab.RoiWarning`
+        (they are in ``SigmaEstimate.warnings`` either way).
+
+    Returns
+    -------
+    SigmaEstimate
+        With the ROI quality report in ``quality``.
+
+    Raises
+    ------
+    NoBackgroundError
+        (a ValueError) If the sample is empty, all zeros, one value repeated, or
+        too small to give sigma to +-10% (one standard error): fewer than
+        25 / (N efficiency) values, 25 for ``"mle"`` with one coil.
+    ValueError
+        If the sample holds NaN/inf or negative values, for an unknown
+        estimator, or coils outside 1 to 2**32 - 1.
+
+    Notes
+    -----
+    With N coils the background is central chi with 2N degrees of freedom:
+    E[M] = beta_N sigma, beta_N = sqrt(pi/2) (2N-1)!! / (2^(N-1) (N-1)!), and
+    E[M^2] = 2 N sigma^2. ``"mle"`` reaches the Cramer-Rao bound (relative standard
+    error 1 / (2 sqrt(N n))); ``"mean"`` has an efficiency of 0.91 (N = 1) to 1,
+    ``"std"`` 0.45 for N = 1 but about 1/(2N) for N coils (0.062 at N = 8: 16 times
+    the pixels of ``"mle"`` for the same precision). Integer data with a plain
+    estimate below 50 are fitted as rounded noise k = round(M) (``rounded``).
+
+    References
+    ----------
+    .. [1] H. Gudbjartsson, S. Patz, Magn Reson Med 34:910 (1995).
+    .. [2] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Magn Reson Imaging 27:1397 (2009).
+    """
+    estimator = check_estimator(estimator)
+    n_coils = None if coils is None else check_coils(coils)
+    found = None
+    if isinstance(mask, str):
+        if mask != "auto":
+            raise ValueError(f"mask must be a boolean array, 'auto' or None, got {mask!r}")
+        found = find_background(background, n_coils, volume_axis=volume_axis, num_threads=num_threads)
+        n_coils, mask = found.coils, found.mask
+    n_threads = threads(num_threads)
+    used, stats = _sample(background, mask, exclude_zeros, n_threads)
+    if n_coils is None:
+        try:
+            n_coils = fit_coils(used)
+        except NoBackgroundError:
+            n_coils = 1
+    _check_sample(stats, estimator, n_coils)
+    used, stats, exponent = _rescaled(used, stats, n_threads)
+    sigma, ratio, expected, sigma_mle, rounded = _fit(used, stats, estimator, n_coils)
+    quality = roi_quality(used, n_coils, zeros_excluded=int(stats.zeros_excluded), sigma_mle=sigma_mle)
+    if warn:
+        emit_warnings(found.warnings if found is not None else quality.warnings)
+    return SigmaEstimate(
+        sigma=math.ldexp(sigma, exponent), estimator=estimator, coils=n_coils, n=int(stats.n),
+        mean=math.ldexp(float(stats.mean), exponent), std=math.ldexp(float(stats.std), exponent), ratio=ratio,
+        expected_ratio=expected, zeros_excluded=int(stats.zeros_excluded), rounded=rounded, quality=quality,
+        mask=None if found is None else found.mask, coils_fitted=coils is None, background=found,
+    )
+
+
+def sigma_per_volume(
+    image: npt.ArrayLike,
+    mask: npt.ArrayLike | Literal["auto"] = "auto",
+    estimator: Estimator = "mle",
+    coils: int | None = None,
+    *,
+    volume_axis: int | None = None,
+    num_threads: int | None = None,
+) -> list[SigmaEstimate]:
+    """Estimate sigma separately for each volume of an image.
+
+    Parameters
+    ----------
+    image : array_like
+        Magnitude image with a volume axis: 4-D ``(x, y, z, t)`` by default.
+    mask : array_like of bool or "auto"
+        The background: one mask for every volume (the image's shape without
+        the volume axis), one per volume (the image's shape), or ``"auto"`` to
+        find it in each volume with :func:`mri_noiselab.find_background`.
+    estimator, coils
+        As in :func:`estimate_sigma`.
+    volume_axis : int, optional
+        The axis that holds volumes; the last axis of a 4-D image by default.
+    num_threads : int, optional
+        Threads for the kernels.
+
+    Returns
+    -------
+    list of SigmaEstimate
+        One per volume, warnings kept in each (none issued). Pass
+        ``[e.sigma for e in ...]`` to :func:`correct` with the same ``volume_axis``.
+
+    Raises
+    ------
+    NoBackgroundError
+        If a volume's background is empty or all zeros (the message names it).
+    ValueError
+        For an image without a volume axis, a mask of the wrong shape or bad values.
+    """
+    arr = np.asarray(image)
+    axis = default_volume_axis(arr.ndim, volume_axis)
+    if axis is None:
+        raise ValueError(f"sigma per volume needs a 4-D (x, y, z, t) image or a volume_axis, got shape {arr.shape}")
+    volumes = np.moveaxis(arr, axis, -1)
+    per_volume = None if isinstance(mask, str) else _volume_masks(mask, arr.shape, axis)
+    if isinstance(mask, str) and mask != "auto":
+        raise ValueError(f"mask must be a boolean array or 'auto', got {mask!r}")
+    estimates = []
+    for t in range(volumes.shape[-1]):
+        values = volumes[..., t]
+        try:
+            if per_volume is None:
+                found = estimate_sigma(values, estimator, coils, mask="auto", num_threads=num_threads, warn=False)
+            else:
+                found = estimate_sigma(values[per_volume[..., t]], estimator, coils, num_threads=num_threads, warn=False)
+        except ValueError as e:
+            raise type(e)(f"volume {t}: {e}") from None
+        estimates.append(found)
+    return estimates
+
+
+def _volume_masks(mask: npt.ArrayLike, shape: tuple[int, ...], axis: int) -> np.ndarray:
+    """A mask for each volume, volumes last: one mask of a volume's shape repeated, or one per volume."""
+    m = np.asarray(mask, dtype=bool)
+    one = shape[:axis] + shape[axis + 1 :]
+    if m.shape == shape:
+        return np.moveaxis(m, axis, -1)
+    if m.shape == one:
+        return np.broadcast_to(m[..., None], (*one, shape[axis]))
+    raise ValueError(f"mask shape {m.shape} fits neither the image {shape} nor one volume {one}")
+
+
 def _sigma_argument(
-    sigma: float | SigmaEstimate | npt.ArrayLike, shape: tuple[int, ...], coils: int
+    sigma: float | SigmaEstimate | npt.ArrayLike, shape: tuple[int, ...], coils: int, volume_axis: int | None
 ) -> tuple[float, np.ndarray | None]:
     """A scalar sigma, or a float64 map broadcast to ``shape`` (per volume or per voxel)."""
     if isinstance(sigma, SigmaEstimate):
         sigma = sigma.sigma
-    arr = np.asarray(sigma, dtype=np.float64)
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"sigma must be finite and > 0, got {sigma if arr.ndim == 0 else 'an array with bad values'}")
+    arr = check_sigma_values(np.asarray(sigma, dtype=np.float64))
     # The bias 2 N sigma^2 must be a finite double (an infinite one turns A^2 into NaN).
     if arr.size and float(arr.max()) > math.sqrt(np.finfo(np.float64).max / (2 * coils)):
         raise ValueError(
@@ -461,24 +401,20 @@ def _sigma_argument(
         )
     if arr.ndim == 0:
         return float(arr), None
-    try:
-        return 0.0, np.broadcast_to(arr, shape)
-    except ValueError:
-        raise ValueError(
-            f"a sigma array of shape {arr.shape} does not broadcast to the image shape {shape}: "
-            "give one value per volume (last axis) or one per voxel"
-        ) from None
+    return 0.0, np.broadcast_to(arr.reshape(sigma_shape(arr.shape, shape, volume_axis)), shape)
 
 
 @overload
 def correct(
     image: npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: int | Sequence[int] = 9,
-    method: CorrectionMethod = "lmmse",
+    f_size: FSize = 9,
+    method: Method = "lmmse",
     coils: int = 1,
     *,
     mask: npt.ArrayLike | None = None,
+    volume_axis: int | None = None,
+    slice_axis: int | None = None,
     num_threads: int | None = None,
     return_report: Literal[False] = False,
 ) -> np.ndarray: ...
@@ -488,27 +424,31 @@ def correct(
 def correct(
     image: npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: int | Sequence[int] = 9,
-    method: CorrectionMethod = "lmmse",
+    f_size: FSize = 9,
+    method: Method = "lmmse",
     coils: int = 1,
     *,
     mask: npt.ArrayLike | None = None,
+    volume_axis: int | None = None,
+    slice_axis: int | None = None,
     num_threads: int | None = None,
     return_report: Literal[True],
-) -> tuple[np.ndarray, Any]: ...
+) -> tuple[np.ndarray, CorrectionReport]: ...
 
 
 def correct(
     image: npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: int | Sequence[int] = 9,
-    method: CorrectionMethod = "lmmse",
+    f_size: FSize = 9,
+    method: Method = "lmmse",
     coils: int = 1,
     *,
     mask: npt.ArrayLike | None = None,
+    volume_axis: int | None = None,
+    slice_axis: int | None = None,
     num_threads: int | None = None,
     return_report: bool = False,
-) -> np.ndarray | tuple[np.ndarray, Any]:
+) -> np.ndarray | tuple[np.ndarray, CorrectionReport]:
     """Remove the Rician (noncentral chi) noise bias from a magnitude image.
 
     Parameters
@@ -517,103 +457,91 @@ def correct(
         Magnitude image, 1-D to 4-D, finite and non-negative. float64 stays
         float64; other real types are computed and returned as float32.
     sigma : float, SigmaEstimate or array_like
-        Noise level. An array broadcasts against the image: shape ``(t,)`` gives
-        one value per volume of a 4-D ``(x, y, z, t)`` series, the image's shape
-        one per voxel.
+        Noise level: one value, one per volume (a 1-D array along
+        ``volume_axis``), or one per voxel (the image's shape).
     f_size : int or tuple of int
-        Window size per axis. An int applies to every axis except the volume
-        axis of a 4-D input, so volumes are never averaged together: the
-        default 9 is 9 x 9 on a 2-D image and 9 x 9 x 9 on a 3-D volume. Give
-        ``(9, 9, 1)`` to keep thick slices (axis 2) apart, as the CLI does.
+        Window. An int is that size on every axis except the volume axis, the
+        slice axis and axes of length 1, so volumes are never averaged together:
+        the default 9 is 9 x 9 on a 2-D image and 9 x 9 x 9 on a 3-D volume. A
+        tuple gives one size per axis.
     method : {"lmmse", "moments", "pointwise"}
         ``"lmmse"`` (the default): Aja-Fernandez et al. 2008, which keeps the
-        voxel's own value where the window holds an edge.
-        ``"moments"``: A^2 = <M^2> - 2 N sigma^2, a box blur of M^2 (the
-        earlier default, with ``f_size=10``).
-        ``"pointwise"``: the same with no window (power subtraction).
+        voxel's own value where the window holds an edge. ``"moments"``:
+        A^2 = <M^2> - 2 N sigma^2, a box blur of M^2. ``"pointwise"``: the same
+        with no window (power subtraction).
     coils : int
         Receiver coils combined by sum of squares.
     mask : array_like of bool, optional
         Only voxels inside the mask enter the local moments and are corrected;
         the others are returned unchanged.
+    volume_axis : int, optional
+        The axis that holds volumes (time points, directions, echoes): the
+        last axis of a 4-D image by default, none otherwise. Give 0 for a
+        ``(t, z, y, x)`` array from SimpleITK or pydicom.
+    slice_axis : int, optional
+        An axis an int ``f_size`` leaves alone: slices thicker than pixels, as
+        the DICOM and NIfTI workflows declare them (``slice_axis=0`` on a DICOM
+        stack gives their in-plane window).
     num_threads : int, optional
-        Threads for this call; see :func:`set_num_threads`.
+        Threads for this call; see :func:`mri_noiselab.set_num_threads`.
     return_report : bool
-        Also return the kernel's report: ``clamped`` (voxels whose A^2 estimate
-        was negative and set to 0), ``n``, ``zeros``, ``min`` and ``max``.
+        Also return the kernel's :class:`CorrectionReport`.
 
     Returns
     -------
-    numpy.ndarray
-        The corrected magnitude, same shape as ``image``; with ``return_report``,
-        a tuple ``(corrected, report)``.
+    numpy.ndarray or (numpy.ndarray, CorrectionReport)
+        The corrected magnitude, same shape as ``image``.
 
     Raises
     ------
     ValueError
-        For NaN/inf or negative voxels, bad sigma, f_size, coils or method.
+        For NaN/inf or negative voxels, bad sigma, f_size, coils, method or axes.
     TypeError
         For non-real dtypes or an f_size that is not an int or tuple of ints.
 
     Notes
     -----
-    With box means <.> over the window, ``"moments"`` computes
-    A = sqrt(max(<M^2> - 2 N sigma^2, 0)) [1]_, and ``"lmmse"`` adds
-    K (M^2 - <M^2>) with K = 1 - 4 sigma^2 (<M^2> - N sigma^2) / (<M^4> - <M^2>^2)
-    clamped to [0, 1] [2]_. Box means use scipy's ``mode="reflect"`` boundary.
-
-    The default (``"lmmse"``, 9) was chosen by ``benchmarks/accuracy.py
-    --part default``: on a 3-D phantom it has a lower RMSE than the uncorrected
-    image from SNR 1 to 50 with 1 to 32 coils and keeps edges, where
-    ``"moments"`` with ``f_size=10`` blurs (RMSE 5 times the uncorrected one at
-    SNR 50). With a 9 x 9 x 9 window its flat-region bias stays within 0.05
-    sigma; with 9 x 9 in-plane it exceeds that at SNR 1 with 4 or more coils
-    (up to 0.09 sigma). See the README, "Which method and window should I use?".
+    With box means <.> over the window (scipy's ``mode="reflect"``), ``"moments"``
+    computes A = sqrt(max(<M^2> - 2 N sigma^2, 0)) [1]_ and ``"lmmse"`` adds
+    K (M^2 - <M^2>), K = 1 - 4 sigma^2 (<M^2> - N sigma^2) / (<M^4> - <M^2>^2)
+    clamped to [0, 1] [2]_. The default was chosen by ``benchmarks/accuracy.py
+    --part default`` (README, "Which method and window should I use?").
 
     References
     ----------
     .. [1] H. Gudbjartsson, S. Patz, Magn Reson Med 34:910 (1995).
     .. [2] S. Aja-Fernandez, M. Lopez-Martin, H. Knutsson, IEEE TIP 17:1383 (2008).
     """
-    if method not in CORRECTION_METHODS:
-        raise ValueError(f"unknown correction {method!r}: choose one of {', '.join(CORRECTION_METHODS)}")
-    coils = _check_coils(coils)
-    arr = as_kernel_array(image, "image")
-    if arr.size == 0:
-        raise ValueError("image is empty (an axis has length 0)")
-    if arr.ndim > MAX_NDIM:
-        raise ValueError(f"images of 1 to {MAX_NDIM} dimensions are supported, got {arr.ndim}")
-    window = window_sizes(1 if method == "pointwise" else f_size, arr.ndim, volumes_last=True)
-    scalar, sigma_map = _sigma_argument(sigma, arr.shape, coils)
-    mask_arr = None
-    if mask is not None:
-        mask_arr = np.asarray(mask)
-        if mask_arr.shape != arr.shape:
-            raise ValueError(f"mask shape {mask_arr.shape} does not match image shape {arr.shape}")
-        mask_arr = mask_arr.astype(bool).view(np.uint8)
-    kernel = "lmmse" if method == "lmmse" else "moments"
-    out, report = _core.correct(arr, scalar, list(window), kernel, coils, mask_arr, sigma_map, _threads(num_threads))
-    if report.nonfinite:
+    method = check_method(method)
+    coils = check_coils(coils)
+    arr = check_image(as_kernel_array(image, "image"))
+    volumes = default_volume_axis(arr.ndim, volume_axis)
+    slices = check_axis(slice_axis, arr.ndim, "slice_axis")
+    sizes = window(1 if method == "pointwise" else f_size, arr.shape, volume_axis=volumes, slice_axis=slices)
+    scalar, sigma_map = _sigma_argument(sigma, arr.shape, coils, volumes)
+    mask_arr = None if mask is None else check_mask(mask, arr.shape).view(np.uint8)
+    kernel: Literal["moments", "lmmse"] = "lmmse" if method == "lmmse" else "moments"
+    out, rep = _core.correct(arr, scalar, list(sizes), kernel, coils, mask_arr, sigma_map, threads(num_threads))
+    if rep.nonfinite:
         raise ValueError("image contains NaN or infinite values: mask them out (mask=...) before correcting")
-    if report.negative:
+    if rep.negative:
         raise ValueError("Found negative values in the image: magnitude data cannot be negative")
     power = 4 if kernel == "lmmse" else 2
-    if float(report.max) > np.finfo(np.float64).max ** (1 / power):
+    if float(rep.max) > np.finfo(np.float64).max ** (1 / power):
         raise ValueError(
-            f"image values up to {report.max:.3g} overflow float64 once raised to the power "
+            f"image values up to {rep.max:.3g} overflow float64 once raised to the power "
             f"{power}: scale the image down (and sigma with it)"
         )
     out = out.reshape(np.shape(image))
-    return (out, report) if return_report else out
-
-
-def rayleigh_constants(coils: int = 1) -> tuple[float, float, float]:
-    """Return (beta_N, std factor, mean/std ratio) of background noise with ``coils`` coils."""
-    coils = _check_coils(coils)
-    return float(_core.chi_beta(coils)), float(_core.chi_std_factor(coils)), float(_core.chi_mean_std_ratio(coils))
+    if not return_report:
+        return out
+    report = CorrectionReport(int(rep.n), int(rep.nonfinite), int(rep.negative), int(rep.zeros), int(rep.clamped),
+                              float(rep.min), float(rep.max))
+    return out, report
 
 
 __all__ = [
+    "CorrectionReport",
     "NoBackgroundError",
     "SigmaEstimate",
     "correct",
@@ -621,4 +549,5 @@ __all__ = [
     "get_num_threads",
     "rayleigh_constants",
     "set_num_threads",
+    "sigma_per_volume",
 ]

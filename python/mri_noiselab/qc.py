@@ -11,17 +11,17 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from mri_noiselab._atomic import atomic_write
+from mri_noiselab.chi import chi_pdf, mle_sigma
+from mri_noiselab.errors import PLOT_INSTALL
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-PLOT_INSTALL = 'pip install "mri-noiselab[plot]"'
 
 
 def require_matplotlib() -> None:
@@ -32,32 +32,6 @@ def require_matplotlib() -> None:
         raise ImportError(f"the QC figure needs matplotlib: {PLOT_INSTALL}") from None
 
 
-def chi_pdf(m: npt.ArrayLike, sigma: float, coils: int = 1) -> np.ndarray:
-    """Probability density of background magnitude with ``coils`` coils (Rayleigh for 1).
-
-    Notes
-    -----
-    Central chi with 2N degrees of freedom and scale σ:
-    f(m) = 2 m^(2N-1) exp(-m^2 / (2 σ^2)) / ((2 σ^2)^N Γ(N)), which for N = 1
-    is the Rayleigh density m / σ^2 exp(-m^2 / (2 σ^2)).
-    """
-    m = np.asarray(m, dtype=np.float64)
-    n = int(coils)
-    log_pdf = (
-        math.log(2.0)
-        + (2 * n - 1) * np.log(np.where(m > 0, m, 1.0))
-        - m**2 / (2 * sigma**2)
-        - n * math.log(2 * sigma**2)
-        - math.lgamma(n)
-    )
-    return np.where(m > 0, np.exp(log_pdf), 0.0)
-
-
-def _chi_sigma(values: np.ndarray, coils: int) -> float:
-    """Maximum-likelihood σ of a central chi sample: σ² = Σm² / (2 N n)."""
-    return float(np.sqrt(np.mean(values**2) / (2 * coils))) if values.size else 0.0
-
-
 def _display_slice(original: np.ndarray, mask: np.ndarray | None, slice_index: int | None) -> int:
     if original.ndim == 2:
         return 0
@@ -65,13 +39,36 @@ def _display_slice(original: np.ndarray, mask: np.ndarray | None, slice_index: i
         if not 0 <= slice_index < original.shape[0]:
             raise ValueError(f"slice_index {slice_index} is out of range for {original.shape[0]} slices")
         return slice_index
-    middle = original.shape[0] // 2
+    middle = int(original.shape[0]) // 2
     if mask is None:
         return middle
     counts = mask.reshape(mask.shape[0], -1).sum(axis=1)
     if counts[middle] > 0:
         return middle
     return int(np.argmax(counts))
+
+
+def _draw_histograms(axes: Any, samples: tuple[np.ndarray, np.ndarray], sigma: float | None, coils: int) -> None:
+    """The background histograms before and after, each with its chi density (sigma, else the MLE)."""
+    top = max(float(samples[0].max(initial=0.0)), float(samples[1].max(initial=0.0)), 1e-12)
+    if np.all(samples[0] == np.round(samples[0])):
+        # Integer stored values: bins on integer boundaries, or the histogram shows comb artefacts.
+        step = max(1, math.ceil(top / 60))
+        bins = np.arange(-0.5, top + step, step)
+    else:
+        bins = np.linspace(0.0, top, 61)
+    grid = np.linspace(0.0, top, 400)
+    for ax, values, label, given in zip(axes, samples, ("before", "after"), (sigma, None)):
+        fitted = float(given) if given is not None else (mle_sigma(float(np.mean(values**2)), coils) if values.size else 0.0)
+        ax.hist(values, bins=bins, density=True, color="0.6", label="background")
+        if fitted > 0:
+            name = "Rayleigh" if coils == 1 else f"chi, {2 * coils} dof"
+            ax.plot(grid, chi_pdf(grid, fitted, coils), color="tab:red", label=f"{name}, σ={fitted:.4g}")
+        mean = float(values.mean()) if values.size else float("nan")
+        ax.set_title(f"Background {label}: mean {mean:.4g}, σ {fitted:.4g}")
+        ax.set_xlabel("magnitude (stored units)")
+        ax.set_ylabel("density")
+        ax.legend(loc="upper right")
 
 
 def qc_figure(
@@ -132,37 +129,18 @@ def qc_figure(
     axes = fig.subplots(rows, 2, squeeze=False)
     # One scale for both images: the comparison is the point of the figure.
     vmax = float(np.percentile(np.concatenate([shown[0].ravel(), shown[1].ravel()]), 99.5)) or 1.0
-    image = None
     where = f" (slice {k + 1} of {before.shape[0]})" if before.ndim == 3 else ""
+    images = []
     for ax, data, title in zip(axes[0], shown, ("Original", "Corrected")):
-        image = ax.imshow(data, cmap="gray", vmin=0.0, vmax=vmax, interpolation="nearest")
+        images.append(ax.imshow(data, cmap="gray", vmin=0.0, vmax=vmax, interpolation="nearest"))
         if shown_mask is not None and shown_mask.any():
             ax.contour(shown_mask.astype(float), levels=[0.5], colors="tab:red", linewidths=1.0)
         ax.set_title(title + where)
         ax.set_axis_off()
-    fig.colorbar(image, ax=list(axes[0]), shrink=0.85, label="magnitude (stored units)")
+    fig.colorbar(images[0], ax=list(axes[0]), shrink=0.85, label="magnitude (stored units)")
 
     if region is not None:
-        samples = (before[region], after[region])
-        top = max(float(samples[0].max(initial=0.0)), float(samples[1].max(initial=0.0)), 1e-12)
-        if np.all(samples[0] == np.round(samples[0])):
-            # Integer stored values: bins on integer boundaries, or the histogram shows comb artefacts.
-            step = max(1, math.ceil(top / 60))
-            bins = np.arange(-0.5, top + step, step)
-        else:
-            bins = np.linspace(0.0, top, 61)
-        grid = np.linspace(0.0, top, 400)
-        for ax, values, label, given in zip(axes[1], samples, ("before", "after"), (sigma, None)):
-            fitted = float(given) if given is not None else _chi_sigma(values, coils)
-            ax.hist(values, bins=bins, density=True, color="0.6", label="background")
-            if fitted > 0:
-                name = "Rayleigh" if coils == 1 else f"chi, {2 * coils} dof"
-                ax.plot(grid, chi_pdf(grid, fitted, coils), color="tab:red", label=f"{name}, σ={fitted:.4g}")
-            mean = float(values.mean()) if values.size else float("nan")
-            ax.set_title(f"Background {label}: mean {mean:.4g}, σ {fitted:.4g}")
-            ax.set_xlabel("magnitude (stored units)")
-            ax.set_ylabel("density")
-            ax.legend(loc="upper right")
+        _draw_histograms(axes[1], (before[region], after[region]), sigma, coils)
     return fig
 
 
@@ -210,4 +188,4 @@ def qc_png(
     return buffer.getvalue()
 
 
-__all__ = ["chi_pdf", "qc_figure", "qc_png", "require_matplotlib", "save_qc"]
+__all__ = ["qc_figure", "qc_png", "require_matplotlib", "save_qc"]

@@ -8,7 +8,7 @@ zero-based and half-open like Python slices: ``"0:10"`` holds rows 0 to 9.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +114,7 @@ def parse_roi(text: str) -> Roi:
     return Roi(ranges[0], ranges[1], ranges[2] if len(ranges) == 3 else None)
 
 
-def roi_mask(rois: Iterable[Roi | str], shape: tuple[int, ...]) -> np.ndarray:
+def roi_mask(rois: Iterable[Roi | str], shape: Sequence[int], axes: Sequence[int] | None = None) -> np.ndarray:
     """Return the union of several boxes as a boolean mask of ``shape``.
 
     Parameters
@@ -122,13 +122,24 @@ def roi_mask(rois: Iterable[Roi | str], shape: tuple[int, ...]) -> np.ndarray:
     rois : iterable of Roi or str
         Boxes, or their text form (see :func:`parse_roi`).
     shape : tuple of int
-        ``(rows, cols)`` or ``(slices, rows, cols)``.
+        ``(rows, cols)`` or ``(slices, rows, cols)``; with ``axes``, any image.
+    axes : sequence of int, optional
+        The array axes of rows, columns (and slices) in an image of ``shape``,
+        e.g. ``(0, 1, 2)`` for NIfTI's ``(x, y, z[, t])``; the boxes cover every
+        other axis (volumes) whole.
 
     Raises
     ------
     ValueError
         If no box is given or one leaves the array.
     """
+    shape = tuple(shape)
+    if axes is not None:
+        rows, cols, *slices = axes
+        inner = (*(shape[a] for a in slices), shape[rows], shape[cols])
+        placed = roi_mask(rois, inner).reshape(inner + (1,) * (len(shape) - len(inner)))
+        placed = np.moveaxis(placed, list(range(len(inner))), [*slices, rows, cols])
+        return np.broadcast_to(placed, shape)
     out = np.zeros(shape, dtype=bool)
     count = 0
     for roi in rois:

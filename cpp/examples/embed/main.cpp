@@ -7,6 +7,7 @@
 // tests/run_all.sh checks the numbers against that truth.
 #include <noiselab/noiselab.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -43,8 +44,10 @@ void run(const char* type) {
     const noiselab::SigmaEstimate est = noiselab::estimate_sigma(box, noiselab::SigmaMethod::mle);
 
     std::vector<T> out(image.size());
-    const auto in_view = noiselab::make_view(static_cast<const T*>(image.data()), {rows, cols});
-    const auto out_view = noiselab::make_view(out.data(), {rows, cols});
+    // A mutable view is a valid input; the shape may also be known only at run time.
+    const auto in_view = noiselab::make_view(image.data(), {rows, cols});
+    const std::array<std::size_t, 2> shape{rows, cols};
+    const auto out_view = noiselab::make_view(out.data(), shape);
     noiselab::CorrectionOptions opt;  // moments, one coil, no mask, all threads
     const noiselab::CorrectionReport report =
         noiselab::correct(in_view, out_view, est.sigma, noiselab::Window{window, window}, opt);
@@ -67,12 +70,19 @@ void run(const char* type) {
     } catch (const std::invalid_argument&) {
         refused = true;
     }
+    // So is an output that shares memory with the input: in place would be wrong.
+    bool in_place_refused = false;
+    try {
+        noiselab::correct(in_view, in_view, est.sigma, noiselab::Window{window, window}, opt);
+    } catch (const std::invalid_argument&) {
+        in_place_refused = true;
+    }
 
     std::printf(
         "%s openmp=%d sigma_true=%g sigma_est=%.6f background_n=%zu amplitude=%g flat_raw=%.6f "
-        "flat_corrected=%.6f flat_n=%zu voxels=%zu clamped=%zu bad_shape_refused=%d\n",
+        "flat_corrected=%.6f flat_n=%zu voxels=%zu clamped=%zu bad_shape_refused=%d in_place_refused=%d\n",
         type, noiselab::has_openmp() ? 1 : 0, sigma_true, est.sigma, est.n, amplitude, raw / n,
-        corrected / n, n, report.n, report.clamped, refused ? 1 : 0);
+        corrected / n, n, report.n, report.clamped, refused ? 1 : 0, in_place_refused ? 1 : 0);
 }
 
 }  // namespace

@@ -238,14 +238,15 @@ struct CorrectSink {
 /// `opt.method`, box means over `window` (scipy's reflect boundary), and `sigma` the
 /// noise level (ignored when opt.sigma_map is set).
 ///
-/// `in` and `out` have the same shape and must not overlap. The image is validated in
-/// the same pass: the report counts NaN/inf, negative and zero voxels and the range, so
-/// the caller decides what is an error. Throws std::invalid_argument for bad ranks,
-/// empty axes, window sizes < 1, shape mismatches, coils < 1, sigma < 0 / NaN, or a
-/// sigma so large that 2 N sigma^2 overflows double.
+/// `in` and `out` have the same shape and distinct memory; `in` may also be a mutable
+/// view (T is taken from `out`). The image is validated in the same pass: the report
+/// counts NaN/inf, negative and zero voxels and the range, so the caller decides what is
+/// an error. Throws std::invalid_argument for bad ranks, empty axes, window sizes < 1,
+/// shape mismatches, an output that overlaps the image, mask or sigma_map in memory,
+/// coils < 1, sigma < 0 / NaN, or a sigma so large that 2 N sigma^2 overflows double.
 template <class T>
-CorrectionReport correct(ArrayView<const T> in, ArrayView<T> out, double sigma, const Window& window,
-                         const CorrectionOptions& opt = {}) {
+CorrectionReport correct(ArrayView<const detail::identity_t<T>> in, ArrayView<T> out, double sigma,
+                         const Window& window, const CorrectionOptions& opt = {}) {
     static_assert(std::is_floating_point_v<T>, "noiselab::correct works on float or double");
     detail::check_view(in, "image");
     detail::check_view(out, "output");
@@ -253,6 +254,9 @@ CorrectionReport correct(ArrayView<const T> in, ArrayView<T> out, double sigma, 
     detail::check_mask(in, opt.mask);
     const bool map = opt.sigma_map.data != nullptr;
     if (map) detail::check_same_shape(in, opt.sigma_map, "sigma_map");
+    detail::check_no_overlap(out, in, "the image");
+    if (opt.mask.data != nullptr) detail::check_no_overlap(out, opt.mask, "the mask");
+    if (map) detail::check_no_overlap(out, opt.sigma_map, "sigma_map");
     if (opt.coils < 1) throw std::invalid_argument("noiselab: coils must be >= 1, got 0");
     if (!map && !(sigma >= 0.0 && std::isfinite(sigma)))
         throw std::invalid_argument("noiselab: sigma must be finite and >= 0, got " + std::to_string(sigma));

@@ -1,0 +1,586 @@
+"""Cleaning volumes, whatever their file format: the options of a run, sigma per group, the correction.
+
+A :class:`Volume` is what a reader hands over: a DICOM stack
+(:class:`mri_noiselab.dicom.DicomStack`) or a NIfTI image
+(:class:`mri_noiselab.nifti.NiftiVolume`). Volumes of one group (the stacks of a DICOM
+series, or one NIfTI file) share one sigma, estimated from their pooled backgrounds,
+unless ``per_volume`` asks for one sigma per volume (a stack, or one volume of a 4-D
+image). :func:`clean_group` estimates sigma and corrects a group all or nothing;
+writing is the pipeline's (:mod:`mri_noiselab.pipeline`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+from mri_noiselab._args import (
+    Estimator,
+    FSize,
+    Method,
+    check_coils,
+    check_estimator,
+    check_method,
+    check_sigma,
+    check_sigma_values,
+    check_threads,
+    window,
+    window_sizes,
+)
+from mri_noiselab.background import Background, find_background
+from mri_noiselab.derivation import Derivation
+from mri_noiselab.errors import NoBackgroundError
+from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class Volume(Protocol):
+    """What the cleaning needs of an image read from files: met by DICOM stacks and NIfTI images.
+
+    ``magnitude()`` is zero where the signal is zero; ``unit`` is the real-world
+    value of one of its units, so that volumes of one group can pool their
+    backgrounds. ``axes`` are the array axes of rows, columns (and slices):
+    the order of ``--roi`` and of an ``f_size`` tuple.
+    """
+
+    @property
+    def paths(self) -> Sequence[Path]: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def unit(self) -> float: ...
+    @property
+    def axes(self) -> tuple[int, ...]: ...
+    @property
+    def slice_axis(self) -> int | None: ...
+    @property
+    def volume_axis(self) -> int | None: ...
+    @property
+    def mosaic(self) -> int: ...
+    @property
+    def label(self) -> str: ...
+    def magnitude(self) -> np.ndarray: ...
+    def to_stored(self, magnitude: np.ndarray) -> np.ndarray: ...
+
+
+BackgroundFunction = Callable[[Volume], "np.ndarray | Background"]
+"""Returns a volume's background: a boolean mask (a ROI) or an automatic :class:`Background`."""
+BackgroundSpec = BackgroundFunction | np.ndarray | Literal["auto"] | None
+"""A background: a function of the volume, one mask, or ``"auto"`` (None: automatic unless sigma is given)."""
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    """How to clean: one object for every format, entry point and worker.
+
+    Attributes
+    ----------
+    sigma : float or tuple of float, optional
+        A known sigma in the volumes' magnitude units (stored values unless an
+        intercept or several slopes): one value, or one per volume of a 4-D
+        image. Skips estimation.
+    estimator : {"mle", "std", "mean"}
+        How sigma is estimated (see :func:`mri_noiselab.estimate_sigma`).
+    method : {"lmmse", "moments", "pointwise"}
+        How the bias is removed (see :func:`mri_noiselab.correct`).
+    f_size : int or tuple of int
+        The window: an int ``f`` is ``f x f`` in-plane (never across slices or
+        volumes); a tuple lists rows, columns[, slices], the order of ``--roi``.
+    coils : int, optional
+        Receiver coils; None fits them to the background (1 when sigma is given).
+    per_volume : bool
+        One sigma per volume (a DICOM stack: echo, b-value, time point,
+        multi-frame file; one volume of a 4-D NIfTI image) instead of one per
+        group (a DICOM series, a NIfTI file).
+    include_derived : bool
+        DICOM: also correct derived images, maps, projections and localizers.
+    num_threads : int, optional
+        Kernel threads (default: all cores; per worker with a Dask cluster).
+    """
+
+    sigma: float | tuple[float, ...] | None = None
+    estimator: Estimator = "mle"
+    method: Method = "lmmse"
+    f_size: int | tuple[int, ...] = 9
+    coils: int | None = None
+    per_volume: bool = False
+    include_derived: bool = False
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_estimator(self.estimator)
+        check_method(self.method)
+        if self.coils is not None:
+            check_coils(self.coils)
+        if self.num_threads is not None:
+            check_threads(self.num_threads)
+        if isinstance(self.f_size, numbers.Integral) or not isinstance(self.f_size, Sequence):
+            window_sizes(self.f_size, 1)
+        elif len(self.f_size) not in (2, 3):
+            raise ValueError(f"f_size lists rows, columns[, slices]: give an int or 2 or 3 sizes, got {tuple(self.f_size)!r}")
+        else:
+            object.__setattr__(self, "f_size", window_sizes(self.f_size, len(self.f_size)))
+        if self.sigma is not None and not isinstance(self.sigma, numbers.Real):
+            values = check_sigma_values(np.asarray(self.sigma, dtype=np.float64).reshape(-1))
+            object.__setattr__(self, "sigma", tuple(float(v) for v in values))
+        elif self.sigma is not None:
+            object.__setattr__(self, "sigma", check_sigma(self.sigma))
+        if self.sigma is not None and self.per_volume:
+            raise ValueError("per_volume (--sigma-per-volume) estimates σ for each volume: it cannot be combined with a given sigma (--sigma)")
+
+
+# The keyword form of CleanOptions, for the functions that take its fields one by one
+# (tests/test_layering.py checks that the two list the same fields).
+CleanFields = TypedDict(
+    "CleanFields",
+    {"sigma": "float | Sequence[float] | None", "estimator": Estimator, "method": Method, "f_size": FSize,
+     "coils": "int | None", "per_volume": bool, "include_derived": bool, "num_threads": "int | None"},
+    total=False,
+)
+
+
+def options_of(options: CleanOptions | None, fields: CleanFields) -> CleanOptions:
+    """``options`` (default: :class:`CleanOptions`) with ``fields`` replaced, checked once."""
+    return dataclasses.replace(options or CleanOptions(), **fields)  # type: ignore[arg-type]
+
+
+@dataclass
+class CleanResult:
+    """One volume, cleaned.
+
+    Attributes
+    ----------
+    stored : numpy.ndarray
+        Corrected stored values in the source's data type, ready to write.
+    corrected : numpy.ndarray
+        The corrected magnitude (float, before rounding).
+    estimates : tuple of SigmaEstimate
+        What sigma came from: the group's estimate, one per volume with
+        ``per_volume``, none when sigma was given. In the units of the group's
+        first volume; ``derivation.sigma`` is this volume's.
+    derivation : Derivation
+    warnings : list of str
+    mask : numpy.ndarray of bool or None
+        The background sigma was estimated from (or the ROI given), for display.
+    """
+
+    stored: np.ndarray
+    corrected: np.ndarray
+    estimates: tuple[SigmaEstimate, ...]
+    derivation: Derivation
+    warnings: list[str]
+    mask: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def sigma(self) -> SigmaEstimate | None:
+        """The (first) estimate, or None when sigma was given."""
+        return self.estimates[0] if self.estimates else None
+
+
+@dataclass
+class SigmaGroup:
+    """One sigma and the volumes it holds for: a group's pooled estimate, or one volume's.
+
+    Attributes
+    ----------
+    volumes : list of Volume
+    estimate : SigmaEstimate
+        In the units of ``volumes[0].magnitude()``; see :meth:`sigma_of`.
+    warnings : list of str
+        The estimate's warnings (an automatic background's own), and the
+        volumes in which no background was found.
+    index : int or None
+        With σ per volume of a 4-D image: the volume (along its volume axis).
+    """
+
+    volumes: list[Volume]
+    estimate: SigmaEstimate
+    warnings: list[str]
+    index: int | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file of the volumes, in order."""
+        return [p for v in self.volumes for p in v.paths]
+
+    @property
+    def label(self) -> str:
+        """The first file's name and the group's extent, for messages: never a tag value."""
+        if len(self.volumes) > 1:
+            return f"{self.paths[0].name} (+{len(self.paths) - 1} files, {len(self.volumes)} stacks)"
+        return _volume_label(self.volumes[0], self.index)
+
+    def sigma_of(self, volume: Volume) -> float:
+        """sigma in the units of ``volume.magnitude()``: the same noise on that volume's unit."""
+        return self.estimate.sigma * self.volumes[0].unit / volume.unit
+
+
+def _volume_label(volume: Volume, index: int | None) -> str:
+    """A volume's label, naming one of its volumes (along the volume axis) when ``index`` is given."""
+    return volume.label if index is None else f"{volume.label[:-1]}, volume {index})"
+
+
+def _name(volume: Volume | _Part) -> str:
+    more = f" (+{len(volume.paths) - 1} files)" if len(volume.paths) > 1 else ""
+    return f"{volume.paths[0].name}{more}"
+
+
+def find_volume_background(volume: Volume, coils: int | None = None) -> Background:
+    """:func:`mri_noiselab.find_background` on a volume; a mosaic's tiles searched as slices.
+
+    A Siemens mosaic packs a volume's slices into one image as a grid of tiles; the
+    search needs the slices as slices (noise surrounds each head, windows must not
+    straddle two tiles), so it runs on the tiles and its mask is put back in place.
+
+    Raises
+    ------
+    NoBackgroundError
+        When the volume has no pure-noise background (the reason is in the message).
+    """
+    return _search(volume.magnitude(), volume.mosaic, volume.volume_axis, coils)
+
+
+def _search(magnitude: np.ndarray, side: int, volume_axis: int | None, coils: int | None) -> Background:
+    if side == 1:
+        return find_background(magnitude, coils, volume_axis=volume_axis)
+    n, rows, cols = magnitude.shape
+    th, tw = rows // side, cols // side
+    tiles = magnitude.reshape(n, side, th, side, tw).transpose(0, 1, 3, 2, 4).reshape(-1, th, tw)
+    used = tiles.reshape(len(tiles), -1).any(axis=1)  # the grid's unused tiles are all zero
+    found = find_background(np.ascontiguousarray(tiles[used]), coils)
+    mask = np.zeros(tiles.shape, dtype=bool)
+    mask[used] = found.mask
+    back = mask.reshape(n, side, side, th, tw).transpose(0, 1, 3, 2, 4).reshape(n, rows, cols)
+    return dataclasses.replace(found, mask=back)
+
+
+def background_sigma(volume: Volume, mask: npt.ArrayLike, estimator: Estimator = "mle", coils: int | None = 1) -> SigmaEstimate:
+    """sigma, in the units of ``volume.magnitude()``, from a background mask of the volume.
+
+    ``coils=None`` fits the coil count to the background values. The quality
+    report (signal in the ROI, zero padding, ...) is in the estimate's
+    ``warnings``; no RoiWarning is issued.
+
+    Raises
+    ------
+    NoBackgroundError
+        If the mask is empty or every value in it is exactly zero: sigma must
+        then be given, never guessed.
+    ValueError
+        For a mask of the wrong shape or bad values.
+    """
+    return estimate_sigma(_values(volume, mask), estimator, coils, warn=False)
+
+
+def _values(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.shape != volume.shape:
+        raise ValueError(f"background mask shape {m.shape} does not match the image shape {volume.shape}")
+    return np.asarray(volume.magnitude()[m.astype(bool)])
+
+
+def _full_mask(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
+    """A mask of the volume's shape: as given, or one volume's mask repeated along the volume axis."""
+    m = np.asarray(mask).astype(bool)
+    axis = volume.volume_axis
+    if m.shape != volume.shape and axis is not None and m.shape == volume.shape[:axis] + volume.shape[axis + 1 :]:
+        m = np.broadcast_to(np.expand_dims(m, axis), volume.shape)
+    if m.shape != volume.shape:
+        raise ValueError(f"background mask shape {m.shape} does not match the image shape {volume.shape}")
+    return m
+
+
+@dataclass
+class _Part:
+    """One volume of an image with a volume axis, for sigma per volume: its own background and sigma."""
+
+    whole: Volume
+    index: int
+
+    @property
+    def paths(self) -> Sequence[Path]:
+        return self.whole.paths
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        axis = self._axis()
+        return self.whole.shape[:axis] + self.whole.shape[axis + 1 :]
+
+    @property
+    def unit(self) -> float:
+        return self.whole.unit
+
+    mosaic = 1
+    volume_axis = None
+
+    @property
+    def label(self) -> str:
+        return _volume_label(self.whole, self.index)
+
+    def _axis(self) -> int:
+        axis = self.whole.volume_axis
+        assert axis is not None  # parts are made of images with a volume axis only
+        return axis
+
+    def magnitude(self) -> np.ndarray:
+        return np.asarray(np.take(self.whole.magnitude(), self.index, axis=self._axis()))
+
+    def mask_of(self, mask: np.ndarray) -> np.ndarray:
+        """This volume's part of a mask of the whole image."""
+        return np.asarray(np.take(mask, self.index, axis=self._axis()))
+
+
+@dataclass
+class _Found:
+    """A volume's background: the mask (None: none found, or sigma given), its notes, and whether it was searched."""
+
+    mask: np.ndarray | None
+    notes: list[str]
+    automatic: bool
+
+
+def _background(volume: Volume | _Part, background: BackgroundSpec, coils: int | None) -> _Found:
+    """The background of a volume, from what the caller gave (a part is searched on its own)."""
+    if isinstance(background, str) or background is None:
+        if background not in (None, "auto"):
+            raise ValueError(f"background must be a mask, a function of the volume, 'auto' or None, got {background!r}")
+        found = _search(volume.magnitude(), volume.mosaic, volume.volume_axis, coils)
+        return _Found(found.mask, list(found.warnings), True)
+    if isinstance(volume, _Part):
+        whole = _background(volume.whole, background, coils)
+        return _Found(None if whole.mask is None else volume.mask_of(whole.mask), whole.notes, whole.automatic)
+    given = background(volume) if callable(background) else background
+    if isinstance(given, Background):
+        return _Found(_full_mask(volume, given.mask), list(given.warnings), True)
+    return _Found(_full_mask(volume, given), [], False)
+
+
+def _backgrounds(
+    volumes: Sequence[Volume | _Part], background: BackgroundSpec, coils: int | None, *, pooled: bool
+) -> list[_Found]:
+    """Each volume's background. Pooled, a volume in which none is found gets None and a note: the
+    others of its group measure the same noise. Otherwise, or when none has one, the error is raised."""
+    found: list[_Found] = []
+    missing: list[NoBackgroundError] = []
+    for volume in volumes:
+        try:
+            found.append(_background(volume, background, coils))
+        except NoBackgroundError as e:
+            if not pooled:
+                raise
+            missing.append(e)
+            found.append(_Found(None, [f"no background found in {_name(volume)}: its σ is the other stacks' of the series"], False))
+    if missing and len(missing) == len(volumes):
+        raise missing[0]
+    return found
+
+
+def group_sigmas(volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec = None) -> list[SigmaGroup]:
+    """sigma of a group of volumes: one pooled over their backgrounds, or one per volume.
+
+    Parameters
+    ----------
+    volumes : sequence of Volume
+        One group: the stacks of a DICOM series, or one NIfTI image.
+    options : CleanOptions
+        ``estimator``, ``coils`` and ``per_volume`` apply.
+    background : mask, function of the volume, "auto" or None
+        None and "auto" find the background of each volume.
+
+    Returns
+    -------
+    list of SigmaGroup
+        One, or one per volume (``per_volume``).
+
+    Raises
+    ------
+    NoBackgroundError, ValueError
+        When the background holds no usable noise.
+    """
+    return _group_sigmas(volumes, options, background)[0]
+
+
+def _group_sigmas(
+    volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec
+) -> tuple[list[SigmaGroup], list[np.ndarray | None]]:
+    """The sigma groups, and each volume's background mask (None where none was found)."""
+    if options.per_volume:
+        parts: list[Volume | _Part] = []
+        for volume in volumes:
+            axis = volume.volume_axis
+            parts.extend([volume] if axis is None else [_Part(volume, t) for t in range(volume.shape[axis])])
+        found = _backgrounds(parts, background, options.coils, pooled=False)
+        groups = []
+        for part, f in zip(parts, found):
+            assert f.mask is not None  # not pooled: a missing background raised
+            estimate = estimate_sigma(part.magnitude()[f.mask], options.estimator, options.coils, warn=False)
+            whole, index = (part.whole, part.index) if isinstance(part, _Part) else (part, None)
+            groups.append(SigmaGroup([whole], estimate, f.notes if f.automatic else list(estimate.warnings), index))
+        return groups, [_whole_mask(v, parts, found) for v in volumes]
+    found = _backgrounds(volumes, background, options.coils, pooled=True)
+    unit = volumes[0].unit
+    values = [v.magnitude()[f.mask] * (v.unit / unit) for v, f in zip(volumes, found) if f.mask is not None]
+    estimate = estimate_sigma(np.concatenate(values), options.estimator, options.coils, warn=False)
+    notes = [n for f in found for n in f.notes]
+    # An automatic background has passed stricter tests of its noise than the ROI quality
+    # report makes (whose advice is to pick another ROI): its own warnings stand instead.
+    automatic = any(f.automatic for f in found)
+    warnings = list(dict.fromkeys(notes)) if automatic else [*estimate.warnings, *notes]
+    return [SigmaGroup(list(volumes), estimate, warnings)], [f.mask for f in found]
+
+
+def _whole_mask(volume: Volume, parts: Sequence[Volume | _Part], found: Sequence[_Found]) -> np.ndarray | None:
+    """A volume's mask, put together from its parts' when it was cut into volumes."""
+    masks = [f.mask for p, f in zip(parts, found) if p is volume or isinstance(p, _Part) and p.whole is volume]
+    if volume.volume_axis is None or len(masks) == 1:
+        return masks[0]
+    return np.stack([m for m in masks if m is not None], axis=volume.volume_axis)
+
+
+def volume_window(f_size: FSize, volume: Volume) -> tuple[int, ...]:
+    """The window on the volume's axes: an int in-plane, a tuple on rows, columns[, slices] (see :class:`CleanOptions`)."""
+    return window(f_size, volume.shape, volume_axis=volume.volume_axis, slice_axis=volume.slice_axis, axes=volume.axes)
+
+
+def _check_magnitude(volume: Volume) -> None:
+    if np.any(volume.magnitude() < 0):
+        raise ValueError(
+            f"{_name(volume)}: values below zero signal (after the rescale intercept): not a magnitude image, "
+            "or an intercept that does not mark zero signal"
+        )
+
+
+def _given_sigma(volume: Volume, sigma: float | tuple[float, ...]) -> float | tuple[float, ...]:
+    if isinstance(sigma, float):
+        return sigma
+    axis = volume.volume_axis
+    if axis is None or len(sigma) != volume.shape[axis]:
+        raise ValueError(
+            f"{_name(volume)}: {len(sigma)} sigma values given, but the image has shape {volume.shape}: "
+            "give one σ, or one per volume of a 4-D image"
+        )
+    return sigma
+
+
+def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup], mask: np.ndarray | None) -> CleanResult:
+    """Correct one volume with the sigma of its groups (given when there are none)."""
+    sigma: float | tuple[float, ...]
+    if groups:
+        values = tuple(g.sigma_of(volume) for g in groups)
+        sigma = values[0] if groups[0].index is None else values
+        coils, estimator = groups[0].estimate.coils, groups[0].estimate.estimator
+        notes = [w if g.index is None else f"volume {g.index}: {w}" for g in groups for w in g.warnings]
+    else:
+        assert options.sigma is not None  # without groups, sigma was given
+        sigma, coils, estimator, notes = _given_sigma(volume, options.sigma), options.coils or 1, None, []
+    sizes = volume_window(options.f_size, volume)
+    corrected = correct(volume.magnitude(), np.asarray(sigma), sizes, options.method, coils,
+                        volume_axis=volume.volume_axis, num_threads=options.num_threads)
+    derivation = Derivation(options.method, sigma, sizes, coils, estimator)
+    return CleanResult(volume.to_stored(corrected), corrected, tuple(g.estimate for g in groups), derivation, notes, mask)
+
+
+def clean_group(
+    volumes: Sequence[Volume],
+    options: CleanOptions,
+    background: BackgroundSpec = None,
+    *,
+    todo: Sequence[bool] | None = None,
+) -> list[CleanResult | None]:
+    """Estimate sigma (unless given) and correct the volumes of one group, all or nothing.
+
+    Parameters
+    ----------
+    volumes : sequence of Volume
+        One group: the stacks of a DICOM series, or one NIfTI image.
+    options : CleanOptions
+    background : mask, function of the volume, "auto" or None
+        Where the noise is (see :func:`group_sigmas`); with a given sigma it
+        only marks the region of the QC figure.
+    todo : sequence of bool, optional
+        Which volumes to correct (all by default); the others still count for sigma.
+
+    Returns
+    -------
+    list of CleanResult or None
+        One per volume, None where ``todo`` says not to correct.
+
+    Raises
+    ------
+    NoBackgroundError, ValueError
+        For a background without noise, bad arguments, or values below zero signal.
+    """
+    for volume in volumes:
+        _check_magnitude(volume)
+    groups: list[SigmaGroup] = []
+    masks: list[np.ndarray | None] = [None] * len(volumes)
+    if options.sigma is None:
+        groups, masks = _group_sigmas(volumes, options, background)
+    elif background is not None and not isinstance(background, str):
+        masks = [f.mask for f in _backgrounds(volumes, background, None, pooled=False)]
+    results: list[CleanResult | None] = []
+    for i, volume in enumerate(volumes):
+        mine = [g for g in groups if any(v is volume for v in g.volumes)]
+        results.append(_correct(volume, options, mine, masks[i]) if todo is None or todo[i] else None)
+    return results
+
+
+def clean_volume(
+    volume: Volume,
+    options: CleanOptions | None = None,
+    *,
+    mask: BackgroundSpec = None,
+    **fields: Unpack[CleanFields],
+) -> CleanResult:
+    """Estimate sigma (unless given) and remove the noise bias of one volume.
+
+    Parameters
+    ----------
+    volume : Volume
+        A DICOM stack or a NIfTI image.
+    options : CleanOptions, optional
+    mask : array of bool, function of the volume or "auto", optional
+        The background (noise-only) voxels; found automatically when neither
+        it nor sigma is given.
+    **fields
+        Fields of :class:`CleanOptions` replacing those of ``options``.
+
+    Raises
+    ------
+    NoBackgroundError
+        If sigma must be estimated and the background holds no noise.
+    ValueError
+        For bad arguments, or values below zero signal.
+    """
+    (result,) = clean_group([volume], options_of(options, fields), mask)
+    assert result is not None  # every volume is corrected without todo
+    return result
+
+
+__all__ = [
+    "BackgroundFunction",
+    "BackgroundSpec",
+    "CleanFields",
+    "CleanOptions",
+    "CleanResult",
+    "SigmaGroup",
+    "Volume",
+    "background_sigma",
+    "clean_group",
+    "clean_volume",
+    "find_volume_background",
+    "group_sigmas",
+    "options_of",
+    "volume_window",
+]

@@ -1,0 +1,444 @@
+"""Stacks to new DICOM objects: derived datasets that record how they were made, written atomically.
+
+Each derived object is its source with new pixels: every attribute is kept except
+the UIDs, series number and description, ImageType, the derivation records, the
+creation time and the pixel range (see :func:`derive_datasets`).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.sr.coding import Code
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLSNearLossless,
+    generate_uid,
+)
+
+from mri_noiselab._atomic import atomic_write, same_file
+from mri_noiselab._kernels import _core
+from mri_noiselab.derivation import PACKAGE, SOURCE_PURPOSE, Derivation
+from mri_noiselab.dicom.read import DicomStack, hide_values, transfer_syntax
+from mri_noiselab.errors import DicomError, first_line
+
+SERIES_SUFFIX = " [Rician bias corrected]"
+SERIES_NUMBER_OFFSET = 1000
+# The IODs whose ImageType and FrameType value 2 can only be PRIMARY (PS3.3 C.8.16.1.1, Common
+# CT/MR Image Description): the class decides, as dciodvfy does, also for an object that lacks
+# its functional groups (pydicom-data's emri_small).
+_PRIMARY_ONLY_CLASSES = {pydicom.uid.EnhancedMRImageStorage, pydicom.uid.LegacyConvertedEnhancedMRImageStorage}
+# Decoded output of these is never the original: the derived image must say it was lossy compressed.
+_ALWAYS_LOSSY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless}
+_BYTE_SWAP_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def _purpose_item(concept: Code) -> Dataset:
+    return _code_item(concept.value, concept.scheme_designator, concept.meaning)
+
+
+def _now(ds: Dataset) -> _dt.datetime:
+    """Now, in the dataset's TimezoneOffsetFromUTC when it has one (its dates and times use it)."""
+    offset = str(ds.get("TimezoneOffsetFromUTC", "") or "")
+    if len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit():
+        minutes = int(offset[1:3]) * 60 + int(offset[3:])
+        tz = _dt.timezone(_dt.timedelta(minutes=minutes if offset[0] == "+" else -minutes))
+        return _dt.datetime.now(tz)
+    return _dt.datetime.now().astimezone()
+
+
+def _swap_to_little_endian(ds: Dataset) -> None:
+    """Byte-swap OW/OF/OL/OD/OV values read from a big-endian file (pydicom leaves them raw)."""
+
+    def swap(dataset: Dataset, elem: Any) -> None:
+        size = _BYTE_SWAP_VRS.get(elem.VR)
+        if size and isinstance(elem.value, bytes) and elem.tag != 0x7FE00010 and len(elem.value) % size == 0:
+            elem.value = np.frombuffer(elem.value, dtype=f">u{size}").astype(f"<u{size}").tobytes()
+
+    ds.walk(swap)
+
+
+def _set_pixel_value_element(ds: Dataset, keyword: str, value: int) -> None:
+    vr = "SS" if int(ds.get("PixelRepresentation", 0)) == 1 else "US"
+    if keyword in ds:
+        del ds[keyword]
+    ds.add_new(keyword, vr, int(value))
+
+
+def _window(ds: Dataset, lo: float, hi: float) -> None:
+    """Set a linear window that spans the real-world values [lo, hi] (a new image's default)."""
+    # DICOM PS3.3 C.11.2.1.2.1: the linear window maps [c - 0.5 - (w-1)/2, c - 0.5 + (w-1)/2]
+    # onto the output range, so w = hi - lo + 1 and c = (lo + hi + 1) / 2 span [lo, hi] exactly.
+    ds.WindowCenter = f"{(lo + hi + 1) / 2:.6g}"
+    ds.WindowWidth = f"{max(hi - lo + 1, 1):.6g}"
+
+
+@hide_values
+def derive_datasets(
+    stack: DicomStack,
+    stored: np.ndarray,
+    derivation: Derivation,
+    *,
+    series_uid: str | None = None,
+    series_number: int | None = None,
+    uid_prefix: str | None = None,
+) -> list[FileDataset]:
+    """Build the derived objects: the source metadata with new pixels and derivation records.
+
+    Parameters
+    ----------
+    stack : DicomStack
+        The source.
+    stored : numpy.ndarray
+        New stored values, shape ``stack.shape``, the source dtype (see
+        :meth:`DicomStack.to_stored`).
+    derivation : Derivation
+    series_uid : str, optional
+        The new SeriesInstanceUID; give the same one to every stack of one
+        source series. Generated when omitted.
+    series_number : int, optional
+        Default: the source SeriesNumber + 1000.
+    uid_prefix : str, optional
+        Root for generated UIDs (``"1.2.3."``); pydicom's root by default.
+
+    Returns
+    -------
+    list of pydicom.dataset.FileDataset
+        One per source dataset, encoded Explicit VR Little Endian.
+
+    Notes
+    -----
+    Each copy keeps every attribute (overlays, private tags, patient, study,
+    frame of reference, equipment, LossyImageCompression, the display window
+    and VOI LUTs) except: new SOPInstanceUID (and MediaStorageSOPInstanceUID),
+    new SeriesInstanceUID/SeriesNumber and a SeriesDescription suffix;
+    ImageType ``DERIVED\\SECONDARY\\...`` (``DERIVED\\PRIMARY\\...``, and the
+    same FrameType, for Enhanced and Legacy Converted Enhanced MR);
+    DerivationDescription and DerivationCodeSequence (CID 7203) with
+    SourceImageSequence (purpose 121322, DCM), in each frame's
+    DerivationImageSequence when the object has functional groups;
+    InstanceCreationDate/Time; Smallest/Largest image pixel values recomputed;
+    the icon image (a thumbnail of the old pixels) dropped. A converter such
+    as dcm2niix therefore reads the source's acquisition metadata from it.
+    """
+    stored = np.asarray(stored)
+    if stored.shape != stack.shape:
+        raise ValueError(f"stored shape {stored.shape} does not match the stack shape {stack.shape}")
+    if stored.dtype != stack.stored.dtype:
+        raise ValueError(f"stored dtype {stored.dtype} differs from the source dtype {stack.stored.dtype}")
+    series_uid = series_uid or generate_uid(prefix=uid_prefix)
+    source_number = stack.datasets[0].get("SeriesNumber")
+    if series_number is None:
+        base = int(source_number) if source_number not in (None, "") else 0
+        series_number = base + SERIES_NUMBER_OFFSET
+    per_file = [stored] if len(stack.datasets) == 1 else [stored[i : i + 1] for i in range(stack.shape[0])]
+    return [
+        _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix)
+        for src, pixels in zip(stack.datasets, per_file)
+    ]
+
+
+def _new_pixels(ds: Dataset, pixels: np.ndarray) -> None:
+    """Put ``pixels`` in place of the source's, uncompressed little endian, and drop what described the old ones."""
+    # By hand rather than Dataset.set_pixel_data: that one takes 8- and 16-bit data only, and
+    # drops NumberOfFrames from a one-frame Enhanced MR object, where it is Type 1.
+    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    ds["PixelData"].VR = "OB" if int(ds.BitsAllocated) == 8 else "OW"
+    ds["PixelData"].is_undefined_length = False
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths", "IconImageSequence"):
+        if keyword in ds:
+            del ds[keyword]
+    if (0xFFFC, 0xFFFC) in ds:  # trailing padding describes the old encoding
+        del ds[0xFFFC, 0xFFFC]
+    if "SmallestImagePixelValue" in ds:
+        _set_pixel_value_element(ds, "SmallestImagePixelValue", int(pixels.min()))
+    if "LargestImagePixelValue" in ds:
+        _set_pixel_value_element(ds, "LargestImagePixelValue", int(pixels.max()))
+    for keyword in ("SmallestPixelValueInSeries", "LargestPixelValueInSeries"):
+        # The series range spans files this call may not write; a stale value is worse than none.
+        if keyword in ds:
+            del ds[keyword]
+
+
+def _source_reference(src: Dataset, frame: int | None = None) -> Dataset:
+    """A SourceImageSequence item: the source instance (and frame), purpose 121322, locations preserved."""
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = src.SOPClassUID
+    ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+    if frame is not None:
+        ref.ReferencedFrameNumber = frame
+    ref.PurposeOfReferenceCodeSequence = DicomSequence([_purpose_item(SOURCE_PURPOSE)])
+    ref.SpatialLocationsPreserved = "YES"
+    return ref
+
+
+def _derive_one(
+    src: Dataset,
+    pixels: np.ndarray,
+    derivation: Derivation,
+    series_uid: str,
+    series_number: int,
+    uid_prefix: str | None,
+) -> FileDataset:
+    ds = copy.deepcopy(src)
+    source_ts = transfer_syntax(src)
+    if source_ts is not None and not source_ts.is_little_endian:
+        _swap_to_little_endian(ds)
+    now = _now(src)
+    _new_pixels(ds, pixels)
+    ds.SOPInstanceUID = generate_uid(prefix=uid_prefix)
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    description = str(src.get("SeriesDescription", "") or "")
+    ds.SeriesDescription = (description[: 64 - len(SERIES_SUFFIX)] + SERIES_SUFFIX).strip()
+    if "InstanceCreatorUID" in ds:  # the source's creator did not create this instance
+        del ds.InstanceCreatorUID
+    ds.InstanceCreationDate = now.strftime("%Y%m%d")
+    ds.InstanceCreationTime = now.strftime("%H%M%S.%f")
+    ds.ImageType = _derived_type(src.get("ImageType", []), str(src.SOPClassUID) in _PRIMARY_ONLY_CLASSES)
+    # No ContributingEquipmentSequence item (Type 3) is added: its Manufacturer is Type 1, and
+    # converters take nested attributes for the image's own. dcm2niix read the item's
+    # SoftwareVersions (which its GE slice timing and vendor rules parse) and, when the source
+    # had none, its Manufacturer, so the sidecar no longer described the acquisition. The
+    # derivation records below, which DICOM requires anyway, name the software and version.
+    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+        _derive_frames(ds, src, derivation)
+    else:
+        ds.DerivationDescription = derivation.description()
+        ds.DerivationCodeSequence = DicomSequence([_code_item(*derivation.code())])
+        ds.SourceImageSequence = DicomSequence([_source_reference(src)])
+    # The window, VOI LUTs and FrameVOILUTSequence stay the source's: the correction changes
+    # mostly the dark end, so the output looks as its source did; a window over the whole stack
+    # range made it darker (a GE width of 876 became 2544).
+    if "LossyImageCompression" not in ds and source_ts in _ALWAYS_LOSSY:
+        ds.LossyImageCompression = "01"
+    return file_dataset(ds, implementation_version=f"MRINOISELAB{_core.__version__}")
+
+
+def _derived_type(values: Any, primary_only: bool) -> list[str]:
+    # Enhanced MR objects and every MR/CT frame type macro allow only PRIMARY as value 2 of
+    # ImageType and FrameType (PS3.3 C.8.16.1.1); other images take DERIVED\SECONDARY.
+    rest = [str(v) for v in list(values)[2:]]
+    return ["DERIVED", "PRIMARY" if primary_only else "SECONDARY", *rest]
+
+
+def _derive_frames(ds: Dataset, src: Dataset, derivation: Derivation) -> None:
+    """Enhanced (multi-frame) objects record derivation and FrameType per frame (PS3.3 C.7.6.16)."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared is None or len(shared) == 0:
+        ds.SharedFunctionalGroupsSequence = DicomSequence([Dataset()])
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None or len(per_frame) != frames:
+        ds.PerFrameFunctionalGroupsSequence = DicomSequence([Dataset() for _ in range(frames)])
+    groups = list(ds.SharedFunctionalGroupsSequence) + list(ds.PerFrameFunctionalGroupsSequence)
+    for group in groups:
+        for seq_keyword in ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence"):
+            for item in group.get(seq_keyword, []):
+                if "FrameType" in item:
+                    item.FrameType = _derived_type(item.FrameType, True)
+    for i, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        item = Dataset()
+        item.DerivationDescription = derivation.description()
+        item.DerivationCodeSequence = DicomSequence([_code_item(*derivation.code())])
+        item.SourceImageSequence = DicomSequence([_source_reference(src, i + 1)])
+        group.DerivationImageSequence = DicomSequence([item])
+    for group in ds.SharedFunctionalGroupsSequence:
+        if "DerivationImageSequence" in group:  # per-frame items now describe this derivation
+            del group.DerivationImageSequence
+    # A derived enhanced image lists its sources in the evidence sequence (C.8.13.1, Type 1C).
+    instance = Dataset()
+    instance.ReferencedSOPClassUID = src.SOPClassUID
+    instance.ReferencedSOPInstanceUID = src.SOPInstanceUID
+    series = Dataset()
+    series.SeriesInstanceUID = src.SeriesInstanceUID
+    series.ReferencedSOPSequence = DicomSequence([instance])
+    study = Dataset()
+    study.StudyInstanceUID = src.StudyInstanceUID
+    study.ReferencedSeriesSequence = DicomSequence([series])
+    ds.SourceImageEvidenceSequence = DicomSequence([study])
+
+
+def file_dataset(ds: Dataset, *, implementation_version: str | None = None) -> FileDataset:
+    """``ds`` as a Part 10 file in Explicit VR Little Endian, ready for :func:`write_dataset`.
+
+    The rest of the file meta (media storage UIDs, implementation UID) is filled
+    from the dataset when it is written (``dcmwrite(enforce_file_format=True)``).
+    """
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if implementation_version is not None:
+        meta.ImplementationVersionName = implementation_version[:16]
+    return FileDataset("", ds, file_meta=meta, preamble=b"\0" * 128)
+
+
+@hide_values
+def encode_dataset(ds: Dataset) -> bytes:
+    """Return the Part 10 file bytes of ``ds`` (preamble, file meta, Explicit VR Little Endian)."""
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def write_dataset(ds: Dataset, path: str | os.PathLike[str], *, protected: Sequence[Path] = ()) -> Path:
+    """Write ``ds`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        With its file meta (see :func:`file_dataset`).
+    path : path-like
+    protected : sequence of Path
+        Files that must not be replaced (the inputs).
+
+    Raises
+    ------
+    OSError
+        If ``path`` is a protected file, a symbolic link or a folder, or cannot be written.
+    DicomError
+        If pydicom cannot encode ``ds`` (a value that does not fit its VR).
+    """
+    target = Path(path)
+    if target.exists() and any(same_file(target, p) for p in protected):
+        raise OSError(f"refusing to overwrite the input file {target}")
+    try:
+        data = encode_dataset(ds)
+    except Exception as e:  # pydicom raises many types for values it cannot encode
+        raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({first_line(e)})") from None
+    return atomic_write(target, lambda fh: fh.write(data))
+
+
+def derived_series_uid(done: Sequence[tuple[Dataset, Path, Path]]) -> str | None:
+    """The SeriesInstanceUID of a series' outputs that exist, after checking each derives from its input.
+
+    Parameters
+    ----------
+    done : sequence of (source dataset, source path, output path)
+        The outputs that exist.
+
+    Returns
+    -------
+    str or None
+        Their one SeriesInstanceUID; None when ``done`` is empty.
+
+    Raises
+    ------
+    DicomError
+        If an output cannot be read, does not reference its source, or the
+        outputs belong to several series.
+    """
+    uids = set()
+    for src, path, target in done:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                written = pydicom.dcmread(target, stop_before_pixels=True)
+            referenced = {str(e.value) for e in written.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
+            uid = str(written.SeriesInstanceUID)
+        except Exception as e:  # pydicom raises many types on damaged files
+            raise DicomError(f"{target}: exists but cannot be read ({first_line(e)}): remove it to rewrite it") from None
+        if str(src.SOPInstanceUID) not in referenced:
+            raise DicomError(
+                f"{target}: exists but was not derived from its input {path.name}: "
+                "remove it, or run without skipping existing outputs to replace it"
+            )
+        uids.add(uid)
+    if len(uids) > 1:
+        raise DicomError(f"the existing outputs of one series ({done[0][2].name}, ...) belong to {len(uids)} different series")
+    return uids.pop() if uids else None
+
+
+# The attributes of a plausible 1.5 T spin-echo MR image of a phantom, with synthetic,
+# non-identifying patient and study values (dates, times and UIDs are added when built).
+_PHANTOM_ATTRIBUTES: dict[str, Any] = {
+    "SpecificCharacterSet": "ISO_IR 100", "ImageType": ["ORIGINAL", "PRIMARY", "OTHER"],
+    "SOPClassUID": pydicom.uid.MRImageStorage, "AccessionNumber": "", "Modality": "MR", "Manufacturer": PACKAGE,
+    "ReferringPhysicianName": "", "StationName": "PHANTOM", "SeriesDescription": "Phantom SE T1",
+    "ManufacturerModelName": "synthetic", "PatientName": "Phantom^Noise", "PatientID": "NOISELAB-PHANTOM",
+    "PatientBirthDate": "", "PatientSex": "O", "ScanningSequence": "SE", "SequenceVariant": "NONE",
+    "ScanOptions": "", "MRAcquisitionType": "2D", "SliceThickness": "5", "RepetitionTime": "500",
+    "EchoTime": "15", "NumberOfAverages": "1", "ImagingFrequency": "63.8766", "ImagedNucleus": "1H",
+    "EchoNumbers": "1", "MagneticFieldStrength": "1.5", "SpacingBetweenSlices": "5", "EchoTrainLength": "1",
+    "SoftwareVersions": _core.__version__, "FlipAngle": "90", "PatientPosition": "HFS", "StudyID": "1",
+    "SeriesNumber": "1", "AcquisitionNumber": "1", "InstanceNumber": "1",
+    "ImagePositionPatient": [-96.0, -96.0, 0.0], "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
+    "PositionReferenceIndicator": "", "Laterality": "", "SliceLocation": "0", "SamplesPerPixel": 1,
+    "PhotometricInterpretation": "MONOCHROME2", "PixelSpacing": [1.5, 1.5], "LossyImageCompression": "00",
+}
+
+
+def synthetic_mr_image(pixels: np.ndarray, **attributes: Any) -> FileDataset:
+    """Build an MR Image Storage object around a 2-D array of stored values.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        2-D, uint8/int8/uint16/int16; PixelRepresentation follows the dtype.
+    **attributes
+        DICOM keywords overriding the defaults (for example ``BitsStored``,
+        ``ImagePositionPatient``, ``InstanceNumber``, ``SeriesInstanceUID``,
+        ``EchoTime``, ``RescaleIntercept``). HighBit follows BitsStored.
+
+    Returns
+    -------
+    pydicom.dataset.FileDataset
+        A plausible 1.5 T spin-echo image of a phantom, with synthetic
+        (non-identifying) patient and study attributes, new UIDs unless given,
+        and a display window over its values.
+    """
+    arr = np.asarray(pixels)
+    if arr.ndim != 2 or arr.dtype.kind not in "iu" or arr.dtype.itemsize > 2:
+        raise ValueError(f"pixels must be a 2-D array of 8- or 16-bit integers, got {arr.dtype} {arr.shape}")
+    now = _dt.datetime.now()
+    ds = Dataset()
+    for keyword, value in _PHANTOM_ATTRIBUTES.items():
+        setattr(ds, keyword, copy.copy(value))
+    ds.InstanceCreationDate = ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = now.strftime("%Y%m%d")
+    ds.InstanceCreationTime = ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = now.strftime("%H%M%S")
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+        setattr(ds, keyword, generate_uid())
+    ds.Rows, ds.Columns = arr.shape
+    ds.BitsAllocated = ds.BitsStored = arr.dtype.itemsize * 8
+    ds.PixelRepresentation = 1 if arr.dtype.kind == "i" else 0
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.HighBit = int(ds.BitsStored) - 1
+    _set_pixel_value_element(ds, "SmallestImagePixelValue", int(arr.min()))
+    _set_pixel_value_element(ds, "LargestImagePixelValue", int(arr.max()))
+    slope = float(ds.get("RescaleSlope", 1))
+    intercept = float(ds.get("RescaleIntercept", 0))
+    _window(ds, int(arr.min()) * slope + intercept, int(arr.max()) * slope + intercept)
+    ds.PixelData = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+    ds["PixelData"].VR = "OB" if arr.dtype.itemsize == 1 else "OW"
+    return file_dataset(ds)
+
+
+__all__ = [
+    "SERIES_NUMBER_OFFSET",
+    "SERIES_SUFFIX",
+    "derive_datasets",
+    "derived_series_uid",
+    "encode_dataset",
+    "file_dataset",
+    "synthetic_mr_image",
+    "write_dataset",
+]

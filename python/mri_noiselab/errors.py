@@ -1,0 +1,106 @@
+"""What can go wrong, in one place: the exceptions a user catches, and the record of a failed file.
+
+Every exception is a ``ValueError`` (or ``ImportError`` for a missing extra) whose
+message says what to change; the command line prints it on one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# What to install when an optional part is missing: each ImportError names its command.
+CODECS_INSTALL = 'pip install "mri-noiselab[codecs]"'
+NIFTI_INSTALL = 'pip install "mri-noiselab[nifti]"'
+DASK_INSTALL = 'pip install "mri-noiselab[dask]"'
+PLOT_INSTALL = 'pip install "mri-noiselab[plot]"'
+
+
+class NoBackgroundError(ValueError):
+    """No usable noise-bearing background: empty, all exact zeros, one value repeated,
+    too few values for sigma to +-10%, or nothing that looks like noise."""
+
+
+class DicomError(ValueError):
+    """A file cannot be used: not DICOM, no pixels, not a magnitude image, unreadable."""
+
+
+class DecoderMissingError(DicomError):
+    """Compressed pixel data and no installed decoder for its transfer syntax."""
+
+
+class NotEligibleError(DicomError):
+    """Nothing to correct: the file (or every file of a folder) is not a magnitude MR image.
+
+    ``derived`` is True when ``include_derived`` would have let it through.
+    """
+
+    def __init__(self, message: str, *, derived: bool = False) -> None:
+        super().__init__(message)
+        self.derived = derived
+
+
+class NiftiError(ValueError):
+    """A file that is not a usable NIfTI magnitude image."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (libraries put details on the lines after it)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file, or a group of files (a DICOM series), that could not be used or written, and why.
+
+    Attributes
+    ----------
+    path : Path
+        The file, or the first file of the group.
+    message : str
+    paths : tuple of Path
+        Every file left unwritten because of it (a whole series); empty when
+        it is ``path`` alone.
+    """
+
+    path: Path
+    message: str
+    paths: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files left unwritten: ``paths``, or ``path`` alone."""
+        return self.paths or (self.path,)
+
+
+def failure(paths: Sequence[Path], error: BaseException | str) -> Failure:
+    """The failure of a group of files none of which is written, naming its first file and size.
+
+    Messages never quote attribute values (a series description may name the
+    patient): the group is named by its first file (in name order) and its
+    number of files.
+    """
+    message = str(error)
+    ordered = sorted(paths, key=str)
+    first = ordered[0]
+    if len(ordered) == 1:
+        return Failure(first, message if message.startswith(str(first)) else f"{first}: {message}")
+    return Failure(first, f"series of {first} ({len(ordered)} files): {message}", tuple(ordered))
+
+
+__all__ = [
+    "CODECS_INSTALL",
+    "DASK_INSTALL",
+    "NIFTI_INSTALL",
+    "PLOT_INSTALL",
+    "DecoderMissingError",
+    "DicomError",
+    "Failure",
+    "NiftiError",
+    "NoBackgroundError",
+    "NotEligibleError",
+    "failure",
+    "first_line",
+]

@@ -1,0 +1,216 @@
+"""The quality report of a noise ROI: does a background sample look like pure chi noise?
+
+Four checks, each needing both statistical significance and a size that matters:
+the share of exact zeros beyond what rounding explains ("zero padding"); mean/std
+against its pure-noise value (delta-method standard error from the chi moments
+E[M^p] = sigma^p 2^(p/2) Gamma(N+p/2)/Gamma(N)); the excess above the fitted 99.9%
+quantile ("signal in the ROI"); and a Kolmogorov-Smirnov test against the chi CDF
+("not Rayleigh").
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from mri_noiselab._args import check_coils
+from mri_noiselab.chi import (
+    chi_cdf,
+    chi_quantile,
+    expected_ratio,
+    is_rounded,
+    ks_statistic,
+    mle_sigma,
+    rayleigh_constants,
+    rounded_pmf,
+    rounded_sigma,
+)
+
+# A noise ROI smaller than this makes sigma uncertain by more than 5% (sd = 1/(2 sqrt(n))).
+_SMALL_ROI = 100
+# Goodness-of-fit warnings need both significance and a size that matters: on a million
+# voxels a harmless 0.3% deviation is "significant".
+_KS_PVALUE = 1e-4
+_KS_MIN_D = 0.015
+_RATIO_Z = 4.0
+_RATIO_MIN_REL = 0.02
+_TAIL_P = 1e-3
+# The mean/std of chi noise falls as N grows; beyond the largest usual coil count a
+# sample is flatter than any noise.
+_MAX_USUAL_COILS = 64
+
+
+class RoiWarning(UserWarning):
+    """A noise ROI that does not look like pure Rayleigh / chi noise."""
+
+
+@dataclass(frozen=True)
+class RoiQuality:
+    """How well a background sample matches pure noise with N coils.
+
+    Attributes
+    ----------
+    zero_fraction : float
+        Exact zeros excluded, as a fraction of all values looked at.
+    ratio_se : float
+        Standard error of the mean/std ratio for pure noise of this size.
+    ratio_coils : int
+        Coil count (1..64) whose expected mean/std is closest to the sample's.
+    ks_statistic, ks_pvalue : float
+        Kolmogorov-Smirnov distance to the chi distribution fitted by maximum
+        likelihood, and its (conservative) p-value.
+    tail_fraction, expected_tail_fraction : float
+        Fraction of values above the fitted 99.9% quantile, and 0.001.
+    warnings : tuple of str
+        What looks wrong, in words a user can act on; empty when nothing does.
+    """
+
+    zero_fraction: float
+    ratio_se: float
+    ratio_coils: int
+    ks_statistic: float
+    ks_pvalue: float
+    tail_fraction: float
+    expected_tail_fraction: float
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """What the checks compare: the sample's statistics against those of the fitted noise."""
+
+    n: int
+    sigma: float
+    integer: bool
+    ratio: float
+    expected: float
+    se: float
+    ratio_coils: int
+    d: float
+    p: float
+    tail: float
+
+
+def _fit(v: np.ndarray, coils: int, sigma_mle: float | None) -> _Fit:
+    mean_sq = float(np.mean(v * v))
+    plain = mle_sigma(mean_sq, coils)
+    rounded = is_rounded(v, plain)
+    zeros = bool(np.any(v == 0))
+    if sigma_mle is None:
+        sigma_mle = rounded_sigma(mean_sq, coils, "mle", zeros, plain) if rounded else plain
+    mean, std = float(np.mean(v)), float(np.std(v))
+    ratio = mean / std if std > 0 else math.inf
+    expected, se = expected_ratio(sigma_mle, coils, v.size, rounded, zeros=zeros)
+    ratio_coils = min((abs(rayleigh_constants(c)[2] - ratio), c) for c in range(1, _MAX_USUAL_COILS + 1))[1]
+    d, p = ks_statistic(v, sigma_mle, coils)
+    if rounded:
+        # The fitted rounded noise's own 99.9% quantile (its tail beyond it is at most 0.1%).
+        k, pmf = rounded_pmf(sigma_mle, coils, zeros)
+        q999 = float(k[np.searchsorted(np.cumsum(pmf), 1.0 - _TAIL_P)])
+    else:
+        q999 = chi_quantile(1.0 - _TAIL_P, sigma_mle, coils)
+    tail = float(np.count_nonzero(v > q999)) / v.size
+    integer = bool(np.all(v == np.round(v)))
+    return _Fit(v.size, sigma_mle, integer, ratio, expected, se, ratio_coils, d, p, tail)
+
+
+def _shape_note(fit: _Fit, coils: int) -> str | None:
+    """The warning about the values' distribution, if any (signal, coil count, or shape)."""
+    tail_z = (fit.tail - _TAIL_P) / math.sqrt(_TAIL_P * (1 - _TAIL_P) / fit.n)
+    low = fit.ratio < fit.expected * (1 - _RATIO_MIN_REL) and fit.ratio < fit.expected - _RATIO_Z * fit.se
+    high = fit.ratio > fit.expected * (1 + _RATIO_MIN_REL) and fit.ratio > fit.expected + _RATIO_Z * fit.se
+    # Beyond any usual coil count (the given one may be larger: then only `high` applies).
+    far_high = coils < _MAX_USUAL_COILS and fit.ratio > rayleigh_constants(_MAX_USUAL_COILS)[2]
+    if (tail_z > 5 and fit.tail > 3 * _TAIL_P) or low or far_high:
+        return (
+            f"signal in the ROI: mean/std = {fit.ratio:.2f} (pure noise with {coils} coil(s): "
+            f"{fit.expected:.2f}) and {100 * fit.tail:.2f}% of values above the noise's 99.9% "
+            "quantile; move the ROI away from anatomy, ghosts and flow artefacts, or use mask='auto'"
+        )
+    if high:
+        fits = f"fits coils={fit.ratio_coils}, not" if fit.ratio_coils != coils else "is above"
+        return (
+            f"not Rayleigh: wrong coil count or filtered data? mean/std = {fit.ratio:.2f} {fits} "
+            f"{fit.expected:.2f} for coils={coils}; give the right coil count, or a sigma "
+            "from a noise scan if the images were filtered or interpolated"
+        )
+    if fit.p < _KS_PVALUE and fit.d > _KS_MIN_D:
+        return (
+            f"not Rayleigh: wrong coil count or filtered data? the values do not follow the chi "
+            f"distribution for {coils} coil(s) (Kolmogorov-Smirnov D = {fit.d:.3f}, p = {fit.p:.1g})"
+        )
+    return None
+
+
+def roi_quality(
+    values: npt.ArrayLike,
+    coils: int = 1,
+    *,
+    zeros_excluded: int = 0,
+    sigma_mle: float | None = None,
+) -> RoiQuality:
+    """Judge a background sample against pure chi noise with ``coils`` coils.
+
+    Parameters
+    ----------
+    values : array_like
+        The background values used for sigma (exact zeros already left out).
+    coils : int
+        Coils combined by sum of squares.
+    zeros_excluded : int
+        How many exact zeros were left out of ``values``.
+    sigma_mle : float, optional
+        Maximum-likelihood sigma of ``values`` (for integer data with sigma below
+        50, the fit of rounded noise); computed when not given.
+
+    Returns
+    -------
+    RoiQuality
+        With the checks of the module docstring as warnings.
+    """
+    coils = check_coils(coils)
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError("the ROI holds no usable values")
+    fit = _fit(v, coils, sigma_mle)
+    notes: list[str] = []
+    total = fit.n + zeros_excluded
+    zero_fraction = zeros_excluded / total
+    # Pure noise produces zeros only by rounding magnitudes below 1/2 to 0.
+    z0 = float(chi_cdf(0.5, fit.sigma, coils)) if fit.integer else 0.0
+    if zero_fraction > z0 + 0.01 + 4 * math.sqrt(max(z0 * (1 - z0), 1e-12) / total):
+        notes.append(
+            f"zero padding: {100 * zero_fraction:.1f}% of the ROI is exact zeros (zero padding or a "
+            "masked-out area); they were left out, but check the ROI lies in the noise"
+        )
+    if fit.n < _SMALL_ROI:
+        notes.append(
+            f"only {fit.n} background values: too few to check that they are pure noise, and sigma is "
+            f"uncertain by about ±{100 / (2 * math.sqrt(coils * fit.n)):.2g}%; select a larger noise region"
+        )
+    else:
+        shape = _shape_note(fit, coils)
+        notes.extend([shape] if shape is not None else [])
+    return RoiQuality(
+        zero_fraction=zero_fraction,
+        ratio_se=fit.se,
+        ratio_coils=fit.ratio_coils,
+        ks_statistic=fit.d,
+        ks_pvalue=fit.p,
+        tail_fraction=fit.tail,
+        expected_tail_fraction=_TAIL_P,
+        warnings=tuple(notes),
+    )
+
+
+def emit_warnings(texts: tuple[str, ...], stacklevel: int = 3) -> None:
+    """Issue each text as a :class:`RoiWarning`."""
+    for text in texts:
+        warnings.warn(text, RoiWarning, stacklevel=stacklevel)
+
+
+__all__ = ["RoiQuality", "RoiWarning", "emit_warnings", "roi_quality"]
