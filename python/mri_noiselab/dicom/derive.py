@@ -199,7 +199,10 @@ def _derive_one(
     series_number: int,
     uid_prefix: str | None,
 ) -> FileDataset:
-    ds = copy.deepcopy(src)
+    # The header is copied, never the pixel data (replaced below): a deepcopy of a
+    # dataset copies its PixelData bytes too, the largest part of every file.
+    pixel_tags = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
+    ds = copy.deepcopy(Dataset({tag: elem for tag, elem in src.items() if tag not in pixel_tags}))
     source_ts = transfer_syntax(src)
     if source_ts is not None and not source_ts.is_little_endian:
         _swap_to_little_endian(ds)
