@@ -7,6 +7,7 @@ this module only does per-voxel comparisons, a histogram and small closed forms
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -246,9 +247,17 @@ def fit_coils(values: npt.ArrayLike) -> int:
     return coils
 
 
+def _bounds(count: np.ndarray, coils: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's PIESNO bounds, looked up: its count of usable voxels is a whole number."""
+    n = np.rint(count).astype(np.intp)
+    table = coils * np.maximum(np.arange(int(n.max(initial=0)) + 1, dtype=np.float64), 1.0)
+    lo, hi = _gamma_bounds(table, _ACCEPT_Z)
+    return lo[n], hi[n]
+
+
 def _select(local: np.ndarray, count: np.ndarray, valid: np.ndarray, mode: float, coils: int) -> np.ndarray:
     """PIESNO-style test: the window's <M^2> within 3.5 sds of its pure-noise Gamma law."""
-    lo, hi = _gamma_bounds(coils * np.maximum(count, 1.0), _ACCEPT_Z)
+    lo, hi = _bounds(count, coils)
     rel = local / mode
     return valid & (rel >= lo) & (rel <= hi)
 
@@ -281,34 +290,33 @@ def _region_sigmas(
     do not fit noise with ``coils`` coils (all anatomy) or hold fewer than 500
     voxels or a tenth of the region says nothing and is left out.
     """
-    index = np.nonzero(full)
-    label = np.zeros(index[0].size, dtype=np.int64)
-    for axis in axes:
-        label = label * 3 + (index[axis] * 3) // full.shape[axis]
-    local_f, count_f, values_f = local[full], count[full], arr[full].astype(np.float64)
-    order = np.argsort(label, kind="stable")
-    bounds = np.searchsorted(label[order], np.arange(3 ** len(axes) + 1))
     out = []
-    used = np.zeros(local_f.size, dtype=bool)
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        if stop - start < 1000:
+    mask = np.zeros(full.shape, dtype=bool)
+    # The regions are blocks of the array: views, so the whole search is one pass over it.
+    for cell in itertools.product(range(3), repeat=len(axes)):
+        index: list[slice] = [slice(None)] * arr.ndim
+        for axis, third in zip(axes, cell):
+            n = arr.shape[axis]
+            index[axis] = slice(third * n // 3, (third + 1) * n // 3)
+        block = tuple(index)
+        inside = full[block]
+        if np.count_nonzero(inside) < 1000:
             continue
-        part = order[start:stop]
-        mode = _noise_mode(local_f[part], k)
-        lo, hi = _gamma_bounds(coils * np.maximum(count_f[part], 1.0), _ACCEPT_Z)
-        rel = local_f[part] / mode
-        inside = part[(rel >= lo) & (rel <= hi)]
-        v = values_f[inside]
+        loc = local[block][inside]
+        lo, hi = _bounds(count[block][inside], coils)
+        rel = loc / _noise_mode(loc, k)
+        keep = (rel >= lo) & (rel <= hi)
+        v = arr[block][inside][keep].astype(np.float64)
         # A mode held by a tenth of the region or less is a dim structure (a ventricle),
         # not the region's background.
-        if v.size < max(500, 0.1 * part.size):
+        if v.size < max(500, 0.1 * loc.size):
             continue
         _, sigma, misfit = _noise_misfit(v, coils)
         if misfit is None:
             out.append((sigma, int(v.size)))
-            used[inside] = True
-    mask = np.zeros(full.shape, dtype=bool)
-    mask[full] = used
+            chosen = np.zeros(inside.shape, dtype=bool)
+            chosen[inside] = keep
+            mask[block] |= chosen
     return out, mask
 
 
