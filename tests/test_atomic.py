@@ -106,3 +106,28 @@ def test_stale_parts_of_a_killed_run_are_removed_and_nothing_else(tmp_path: Path
     os.utime(foreign, (old, old))
     assert remove_stale_parts([tmp_path]) == [stale]
     assert not stale.exists() and fresh.exists() and foreign.exists()
+
+
+def test_a_private_series_gives_private_outputs_in_a_private_folder(tmp_path: Path, umask_022: None) -> None:
+    """Through the CLI: 0600 inputs in a 0700 folder give 0600 outputs (and QC) in a new 0700 folder."""
+    import io
+
+    import numpy as np
+    from dicom_helpers import phantom_volume, write_series
+
+    from mri_noiselab.cli import main
+
+    src = tmp_path / "in"
+    _, noisy = phantom_volume(3, 64, 5.0, np.random.default_rng(0))
+    paths = write_series(src, np.rint(noisy).astype(np.uint16))
+    src.chmod(0o700)
+    for p in paths:
+        p.chmod(0o600)
+    out = tmp_path / "out" / "series"
+    code = main(["clean", str(src), "-o", str(out), "--sigma", "5", "--qc", str(tmp_path / "out" / "qc.png")],
+                out=io.StringIO(), err=io.StringIO())
+    assert code == 0
+    written = sorted(p for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert len(written) == len(paths) + 1
+    assert all(_bits(p) == 0o600 for p in written)
+    assert _bits(out) == 0o700

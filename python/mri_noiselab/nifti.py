@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mri_noiselab._args import FSize, window
-from mri_noiselab._atomic import atomic_write, same_file
+from mri_noiselab._atomic import AtomicBatch, atomic_write, permission_bits, same_file
 from mri_noiselab.derivation import NIFTI_PREFIX
 from mri_noiselab.errors import NIFTI_INSTALL, NiftiError, first_line
 from mri_noiselab.roi import Roi, roi_mask
@@ -253,11 +253,15 @@ def write_nifti(
     stored: np.ndarray,
     path: str | os.PathLike[str],
     description: str,
+    *,
+    batch: AtomicBatch | None = None,
 ) -> Path:
     """Write new stored values with the source's affine, header and data type, atomically.
 
     The output is gzip-compressed when ``path`` ends with ``.gz``. scl_slope and
-    scl_inter are those of the source.
+    scl_inter are those of the source; its permission bits (and its folder's, for
+    new folders) bound the output's. With ``batch`` the file appears when the
+    batch commits.
 
     Raises
     ------
@@ -293,7 +297,10 @@ def write_nifti(
         else:
             _to_stream(nib, out, fh)
 
-    return atomic_write(target, write)
+    mode, folder_mode = permission_bits(volume.path), permission_bits(volume.path.parent)
+    if batch is not None:
+        return batch.write(target, write, mode=mode, folder_mode=folder_mode)
+    return atomic_write(target, write, mode=mode, folder_mode=folder_mode)
 
 
 def _to_stream(nib: Any, image: Any, fh: Any) -> None:

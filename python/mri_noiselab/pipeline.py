@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
 
-from mri_noiselab._atomic import atomic_write, check_writable, same_file
+from mri_noiselab._atomic import AtomicBatch, check_writable, permission_bits, same_file
 from mri_noiselab.batch import INPUT_ERRORS, run_batch
 from mri_noiselab.clean import (
     BackgroundSpec,
@@ -168,7 +169,7 @@ class _Form(Protocol):
     def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]: ...
     def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]]) -> str | None: ...
     def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
-              protected: Sequence[Path], uid_prefix: str | None) -> list[Path]: ...
+              protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]: ...
 
 
 class _Dicom:
@@ -192,10 +193,12 @@ class _Dicom:
         return derived_series_uid(done)
 
     def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
-              protected: Sequence[Path], uid_prefix: str | None) -> list[Path]:
+              protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]:
         whole, pixels = _stack(volume).file_pixels(result.stored)
         datasets = derive_datasets(whole, pixels, result.derivation, series_uid=job.series_uid, uid_prefix=uid_prefix)
-        return [write_dataset(ds, target, protected=protected) for ds, target, w in zip(datasets, targets, todo) if w]
+        return [write_dataset(ds, target, protected=protected, batch=batch, mode=permission_bits(source),
+                              folder_mode=permission_bits(source.parent))
+                for ds, target, source, w in zip(datasets, targets, volume.paths, todo) if w]
 
 
 class _Nifti:
@@ -225,11 +228,12 @@ class _Nifti:
         return None
 
     def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
-              protected: Sequence[Path], uid_prefix: str | None) -> list[Path]:
+              protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]:
         if not isinstance(volume, NiftiVolume):
             raise TypeError(f"a NIfTI output needs a NIfTI volume, got {type(volume).__name__}")
         description = result.derivation.nifti_description()
-        return [write_nifti(volume, result.stored, target, description) for target, w in zip(targets, todo) if w]
+        return [write_nifti(volume, result.stored, target, description, batch=batch)
+                for target, w in zip(targets, todo) if w]
 
 
 def _stack(volume: Volume) -> DicomStack:
@@ -299,30 +303,26 @@ def _put(data: bytes, fh: BinaryIO) -> None:
 
 def _run(job: _Job, *, options: CleanOptions, background: BackgroundSpec, protected: Sequence[Path],
          uid_prefix: str | None) -> list[VolumeReport]:
-    """Clean and write one group, all or nothing: everything is computed and drawn before the
-    first write, and an error removes what this job wrote (an interrupt leaves complete files,
-    which ``skip_existing`` finishes)."""
+    """Clean and write one group, all or nothing: computed and drawn first, written to temporary
+    files, then all renamed into place with one flush per folder (a failure before leaves none)."""
     form = _FORMATS[job.form]
     volumes = job.loaded if job.loaded is not None else form.read(job.files, options)
     results = clean_group(volumes, options, background, todo=[any(flags) for flags in job.todo])
     # Drawn before any write: a plotting error must not leave the outputs of a failed group.
     figures = [_figure(v, r) if path is not None and r is not None else None
                for v, r, path in zip(volumes, results, job.figures)]
-    written: list[Path] = []
     reports = []
-    try:
+    inputs = [p for volume in volumes for p in volume.paths]
+    with AtomicBatch() as batch:
         for volume, result, targets, todo in zip(volumes, results, job.targets, job.todo):
             if result is not None:
-                outputs = form.write(volume, result, targets, todo, job, protected, uid_prefix)
-                written.extend(outputs)
+                outputs = form.write(volume, result, targets, todo, job, protected, uid_prefix, batch)
                 reports.append(VolumeReport(list(volume.paths), outputs, result, volume.group))
         for path, png in zip(job.figures, figures):
             if path is not None and png is not None:
-                written.append(atomic_write(path, functools.partial(_put, png)))
-    except Exception:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
+                # The figure shows the images: no more open than any of its inputs.
+                mode = functools.reduce(operator.and_, (permission_bits(p) or 0o7777 for p in inputs), 0o7777)
+                batch.write(path, functools.partial(_put, png), mode=mode)
     return reports
 
 

@@ -29,7 +29,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from mri_noiselab._atomic import atomic_write, same_file
+from mri_noiselab._atomic import AtomicBatch, atomic_write, same_file
 from mri_noiselab._kernels import _core
 from mri_noiselab.derivation import PACKAGE, SOURCE_PURPOSE, Derivation
 from mri_noiselab.dicom.read import DicomStack, hide_values, transfer_syntax
@@ -302,7 +302,15 @@ def encode_dataset(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def write_dataset(ds: Dataset, path: str | os.PathLike[str], *, protected: Sequence[Path] = ()) -> Path:
+def write_dataset(
+    ds: Dataset,
+    path: str | os.PathLike[str],
+    *,
+    protected: Sequence[Path] = (),
+    batch: AtomicBatch | None = None,
+    mode: int | None = None,
+    folder_mode: int | None = None,
+) -> Path:
     """Write ``ds`` to ``path`` atomically (temporary file in the same folder, then rename).
 
     Parameters
@@ -312,6 +320,11 @@ def write_dataset(ds: Dataset, path: str | os.PathLike[str], *, protected: Seque
     path : path-like
     protected : sequence of Path
         Files that must not be replaced (the inputs).
+    batch : AtomicBatch, optional
+        Write into this batch: the file appears when the batch commits (a series
+        at once); alone by default.
+    mode, folder_mode : int, optional
+        Permission bits the file and new folders may have at most (the input's).
 
     Raises
     ------
@@ -327,7 +340,9 @@ def write_dataset(ds: Dataset, path: str | os.PathLike[str], *, protected: Seque
         data = encode_dataset(ds)
     except Exception as e:  # pydicom raises many types for values it cannot encode
         raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({first_line(e)})") from None
-    return atomic_write(target, lambda fh: fh.write(data))
+    if batch is not None:
+        return batch.write(target, lambda fh: fh.write(data), mode=mode, folder_mode=folder_mode)
+    return atomic_write(target, lambda fh: fh.write(data), mode=mode, folder_mode=folder_mode)
 
 
 def derived_series_uid(done: Sequence[tuple[Dataset, Path, Path]]) -> str | None:

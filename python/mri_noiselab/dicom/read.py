@@ -194,11 +194,19 @@ class DicomStack:
         one σ holds for the whole stack.
         """
         if self._magnitude is None:
-            scale = (self.slope / self.unit)[:, None, None]
-            offset = (self.intercept / self.unit)[:, None, None]
-            self._magnitude = self.stored.astype(np.float64) * scale + offset
-            self._magnitude.flags.writeable = False
+            magnitude = self.stored.astype(np.float64)
+            # One slope and no intercept (most MR) make this the stored values: x * 1 + 0 == x
+            # exactly, so skipping the arithmetic changes no bit and two passes over the stack.
+            if not self._identity:
+                magnitude *= (self.slope / self.unit)[:, None, None]
+                magnitude += (self.intercept / self.unit)[:, None, None]
+            magnitude.flags.writeable = False
+            self._magnitude = magnitude
         return self._magnitude
+
+    @property
+    def _identity(self) -> bool:
+        return bool(np.all(self.slope == self.unit) and np.all(self.intercept == 0))
 
     def to_stored(self, magnitude: np.ndarray) -> np.ndarray:
         """Convert a magnitude in the domain of :meth:`magnitude` back to stored values.
@@ -210,11 +218,15 @@ class DicomStack:
         mag = np.asarray(magnitude, dtype=np.float64)
         if mag.shape != self.shape:
             raise ValueError(f"magnitude shape {mag.shape} does not match the stack shape {self.shape}")
-        scale = (self.unit / self.slope)[:, None, None]
-        offset = (self.intercept / self.slope)[:, None, None]
-        values = np.rint(mag * scale - offset)
+        if self._identity:  # x * 1 - 0 == x: the same bits without two passes
+            values = np.rint(mag)
+        else:
+            values = mag * (self.unit / self.slope)[:, None, None]
+            values -= (self.intercept / self.slope)[:, None, None]
+            np.rint(values, out=values)
         lo, hi = stored_range(self.datasets[0])
-        return np.asarray(np.clip(values, lo, hi).astype(self.stored.dtype))
+        np.clip(values, lo, hi, out=values)
+        return values.astype(self.stored.dtype)
 
     def file_pixels(self, stored: np.ndarray) -> tuple[DicomStack, np.ndarray]:
         """The stack of the whole files and their stored values, with ``stored`` in this stack's frames.
