@@ -182,8 +182,8 @@ struct CorrectSink {
                 cf += inside & !(v - v == T(0));  // NaN and inf both fail
                 cneg += inside & (v < T(0));
                 cz += inside & (v == T(0));
-                lo = inside & (v < lo) ? v : lo;
-                hi = inside & (v > hi) ? v : hi;
+                lo = (inside & (v < lo)) ? v : lo;
+                hi = (inside & (v > hi)) ? v : hi;
             }
             n += cn;
             nonfinite += cf;

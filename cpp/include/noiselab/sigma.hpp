@@ -180,8 +180,8 @@ SampleStats sample_stats(ArrayView<const T> sample, const SampleOptions& opt = {
             const double u = use ? v : 0.0;  // a select: NaN must not reach the sums
             sum += u;
             sq += u * u;
-            lo = use & (v < lo) ? v : lo;
-            hi = use & (v > hi) ? v : hi;
+            lo = (use & (v < lo)) ? v : lo;
+            hi = (use & (v > hi)) ? v : hi;
         }
         p.n += n;
         p.zeros_excluded += zx;
