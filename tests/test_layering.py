@@ -42,13 +42,13 @@ if not (PACKAGE / "pipeline.py").is_file():  # an installed wheel: read the sour
 # Each module's layer, and the layers each layer may import (its own included where it has several modules).
 LAYERS = {
     "mri_noiselab._kernels": "base", "mri_noiselab._core": "base", "mri_noiselab.errors": "base",
-    "mri_noiselab.roi": "base", "mri_noiselab._atomic": "base",
+    "mri_noiselab.roi": "base", "mri_noiselab._atomic": "base", "mri_noiselab._files": "base",
     "mri_noiselab._args": "args",
     "mri_noiselab.chi": "science", "mri_noiselab.quality": "science", "mri_noiselab.background": "science",
     "mri_noiselab.noise": "science", "mri_noiselab.compat": "science",
     "mri_noiselab.derivation": "record",
     "mri_noiselab.dicom.read": "io", "mri_noiselab.dicom.series": "io", "mri_noiselab.dicom.derive": "io",
-    "mri_noiselab.nifti": "io",
+    "mri_noiselab.dicom.checks": "io", "mri_noiselab.nifti": "io", "mri_noiselab.planning": "io",
     "mri_noiselab.qc": "plot",
     "mri_noiselab.clean": "engine", "mri_noiselab.dask": "engine",
     "mri_noiselab.batch": "batch",

@@ -101,20 +101,23 @@ def _sync(path: Path, flags: int = os.O_RDONLY) -> None:
         os.close(fd)
 
 
-def _make_folder(folder: Path, mode: int | None) -> None:
-    """Create ``folder`` and missing parents, each no more open than ``mode``."""
+def make_folders(folder: Path, mode: int | None) -> list[Path]:
+    """Create ``folder`` and missing parents, each no more open than ``mode``; returns those created, outermost first."""
     missing = []
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
+    created = []
     for new in reversed(missing):
         try:
             new.mkdir()
         except FileExistsError:
             continue
+        created.append(new)
         if mode is not None:
             # The owner keeps rwx: this run must write into the folder it made.
             os.chmod(new, (permission_bits(new) or 0) & (mode | 0o700))
+    return created
 
 
 def _create_temp(folder: Path) -> tuple[int, Path]:
@@ -177,7 +180,7 @@ class AtomicBatch:
         """
         target = check_writable(path)
         try:
-            _make_folder(target.parent, folder_mode)
+            make_folders(target.parent, folder_mode)
             fd, tmp = _create_temp(target.parent)
         except OSError as e:
             # The errno text alone ("File exists: 'x'") does not say which path is wrong or why.

@@ -7,6 +7,8 @@ extra), a local one or an existing one; without, one after the other here.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import numbers
 from collections.abc import Callable, Iterable, Sequence
@@ -16,8 +18,11 @@ from typing import Any, Generic, TypeVar
 
 from mri_noiselab.errors import DASK_INSTALL, Failure
 
-# The errors a bad input file raises (see the DICOM and NIfTI readers); anything else is a bug and stops the batch.
+# The errors a bad input file raises (see the DICOM and NIfTI readers); anything else is a bug,
+# which fails its own item only, like a bad file, but is reported as a bug.
 INPUT_ERRORS = (ValueError, TypeError, OSError)
+# A probe of a scheduler's address gets this long to connect and answer (as the client's own timeout).
+_CONNECT_TIMEOUT = 20.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,6 +54,13 @@ class BatchOutcome(Generic[T, R]):
     results: list[tuple[T, R]]
     failures: list[Failure]
     errors: list[tuple[T, BaseException]]
+
+
+def failure_message(error: BaseException) -> str:
+    """What a failed item's line says: a bad input's error as it is; anything else is a bug, and says so."""
+    if isinstance(error, INPUT_ERRORS):
+        return str(error)
+    return f"internal error ({type(error).__name__}: {error}); please report it"
 
 
 def _paths(item: object) -> list[Path]:
@@ -84,7 +96,7 @@ class _Record(Generic[T, R]):
         failed = sorted(self.errors)
         return BatchOutcome(
             [(self.items[i], self.done[i]) for i in sorted(self.done)],
-            [Failure(p, str(self.errors[i])) for i in failed for p in self.paths_of(self.items[i])],
+            [Failure(p, failure_message(self.errors[i])) for i in failed for p in self.paths_of(self.items[i])],
             [(self.items[i], self.errors[i]) for i in failed],
         )
 
@@ -132,10 +144,14 @@ def run_batch(
         If both ``workers`` and ``scheduler`` are given, or workers < 1.
     ImportError
         If a cluster is asked for and dask.distributed is missing.
-    Exception
-        An error other than ValueError, TypeError or OSError (a bug, not a bad
-        file) stops the batch; KeyboardInterrupt cancels the pending items.
-        A worker that dies (out of memory, a crash) fails only the items it held.
+    OSError
+        If no Dask scheduler answers at ``scheduler``.
+
+    Notes
+    -----
+    Whatever an item raises (an Exception: a bad file, or a bug) fails that
+    item only; a worker that dies (out of memory, a crash) fails only the
+    items it held. KeyboardInterrupt cancels the pending items.
     """
     if workers is not None and scheduler is not None:
         raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")
@@ -169,8 +185,11 @@ def _run_on_cluster(
         )
     client = None
     try:
+        if scheduler is not None and "://" not in scheduler.removeprefix("tcp://"):
+            # Plain TCP only: other schemes (tls://, ...) need the client's security settings.
+            _check_scheduler(distributed, scheduler)
         try:
-            client = distributed.Client(cluster if cluster is not None else scheduler, timeout="20s")
+            client = distributed.Client(cluster if cluster is not None else scheduler, timeout=f"{_CONNECT_TIMEOUT}s")
         except OSError as e:
             raise OSError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
         # Items go in groups: each task costs a few ms of scheduling and messages, as much as
@@ -185,10 +204,14 @@ def _run_on_cluster(
             for future, outcome in distributed.as_completed(futures, with_results=True, raise_errors=False):
                 group = members[future.key]
                 if future.status == "error":
-                    if not isinstance(outcome, distributed.KilledWorker):
-                        raise outcome  # a bug, not a bad file: _run_group keeps those
+                    # distributed hands a failed task over as (type, exception, traceback); what
+                    # broke outside _run_group (a dead worker, an item that cannot be unpickled)
+                    # fails that task's items only.
+                    error = outcome[1] if isinstance(outcome, tuple) else outcome
+                    if isinstance(error, distributed.KilledWorker):
+                        error = OSError(f"the worker processing it died ({error})")
                     for index in group:
-                        record(index, OSError(f"the worker processing it died ({outcome})"))
+                        record(index, error)
                     continue
                 for index, (error, result) in zip(group, outcome):
                     record(index, error, result)
@@ -202,15 +225,45 @@ def _run_on_cluster(
             cluster.close()
 
 
+def _check_scheduler(distributed: Any, address: str) -> None:
+    """Refuse an address at which no Dask scheduler answers, in bounded time and memory.
+
+    distributed's handshake waits without end on a port that says nothing, and
+    takes the first bytes of one that speaks another protocol for a message
+    length (3 EiB from an HTTP or SSH banner: a MemoryError).
+
+    Raises
+    ------
+    OSError
+    """
+
+    async def probe() -> None:
+        comm = await asyncio.wait_for(distributed.comm.connect(address, timeout=_CONNECT_TIMEOUT), _CONNECT_TIMEOUT)
+        comm.abort()
+
+    try:
+        # In a thread of its own: the caller may be running an event loop already (Jupyter).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+    except Exception as e:
+        if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+            reason = f"no answer in {_CONNECT_TIMEOUT:g} s"
+        elif isinstance(e, MemoryError):
+            reason = "it answers in another protocol"
+        else:
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise OSError(f"no Dask scheduler answers at {address} ({reason}): check the address and port (e.g. tcp://host:8786)") from None
+
+
 def _run_group(func: Callable[[Any], Any], items: Sequence[Any]) -> list[tuple[BaseException | None, Any]]:
-    """Run func on each item (in a worker); a bad input fails only its own item."""
+    """Run func on each item (in a worker); whatever an item raises fails only that item."""
     out: list[tuple[BaseException | None, Any]] = []
     for item in items:
         try:
             out.append((None, func(item)))
-        except INPUT_ERRORS as e:
+        except Exception as e:  # a bad file, or a bug: either way the other items go on
             out.append((e, None))
     return out
 
 
-__all__ = ["INPUT_ERRORS", "BatchOutcome", "run_batch"]
+__all__ = ["INPUT_ERRORS", "BatchOutcome", "failure_message", "run_batch"]

@@ -473,22 +473,34 @@ def _given_sigma(volume: Volume, sigma: float | tuple[float, ...]) -> float | tu
     return sigma
 
 
-def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup], mask: np.ndarray | None) -> CleanResult:
-    """Correct one volume with the sigma of its groups (given when there are none)."""
+def _derivation(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]) -> Derivation:
+    """What correcting one volume with the sigma of its groups (given when there are none) records."""
     sigma: float | tuple[float, ...]
+    groups = [g for g in groups if any(v is volume for v in g.volumes)]
     if groups:
         values = tuple(g.sigma_of(volume) for g in groups)
         sigma = values[0] if groups[0].index is None else values
         coils, estimator = groups[0].estimate.coils, groups[0].estimate.estimator
-        notes = [w if g.index is None else f"volume {g.index}: {w}" for g in groups for w in g.warnings]
     else:
         assert options.sigma is not None  # without groups, sigma was given
-        sigma, coils, estimator, notes = _given_sigma(volume, options.sigma), options.coils or 1, None, []
-    sizes = volume_window(options.f_size, volume)
-    corrected = correct(volume.magnitude(), np.asarray(sigma), sizes, options.method, coils,
-                        volume_axis=volume.volume_axis, num_threads=options.num_threads)
-    derivation = Derivation(options.method, sigma, sizes, coils, estimator)
+        sigma, coils, estimator = _given_sigma(volume, options.sigma), options.coils or 1, None
+    return Derivation(options.method, sigma, volume_window(options.f_size, volume), coils, estimator)
+
+
+def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup], mask: np.ndarray | None) -> CleanResult:
+    """Correct one volume with the sigma of its groups (given when there are none)."""
+    derivation = _derivation(volume, options, groups)
+    notes = [w if g.index is None else f"volume {g.index}: {w}" for g in groups for w in g.warnings]
+    corrected = correct(volume.magnitude(), np.asarray(derivation.sigma), derivation.f_size, options.method,
+                        derivation.coils, volume_axis=volume.volume_axis, num_threads=options.num_threads)
     return CleanResult(volume.to_stored(corrected), corrected, tuple(g.estimate for g in groups), derivation, notes, mask)
+
+
+def planned_derivations(volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec = None) -> list[Derivation]:
+    """What :func:`clean_group` would record for each volume (sigma, window, coils), without correcting:
+    an earlier run's outputs are kept only when they record the same (raises as :func:`clean_group`)."""
+    groups = _group_sigmas(volumes, options, background)[0] if options.sigma is None else []
+    return [_derivation(v, options, groups) for v in volumes]
 
 
 def clean_group(
@@ -582,5 +594,6 @@ __all__ = [
     "find_volume_background",
     "group_sigmas",
     "options_of",
+    "planned_derivations",
     "volume_window",
 ]

@@ -2,28 +2,37 @@
 
 Exit codes: 0 success; 1 some files of a batch failed (the others were
 written); 2 bad input or usage (nothing written); 3 an internal error;
-130 interrupted. Every failure is one line on stderr, never a traceback.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Every failure is one line
+on stderr, never a traceback; the code says what was written even when stdout
+is a closed pipe or the console cannot show every character.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
+import os
+import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from types import FrameType
+from typing import Any, NoReturn, TextIO, cast
 
 import numpy as np
 
 from mri_noiselab._args import ESTIMATORS, METHODS
+from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, size_text
 from mri_noiselab._kernels import _core
 from mri_noiselab.clean import BackgroundSpec, CleanOptions, SigmaGroup, Volume
 from mri_noiselab.demo import run_example
 from mri_noiselab.dicom.series import Skip
-from mri_noiselab.errors import Failure, NoBackgroundError, NotEligibleError
+from mri_noiselab.errors import PLOT_INSTALL, Failure, NoBackgroundError, NotEligibleError
 from mri_noiselab.pipeline import VolumeReport, clean_source, estimate_source_sigma
 from mri_noiselab.roi import Roi, parse_roi, roi_mask
 
@@ -34,6 +43,7 @@ ESTIMATOR_HELP = (
     "1/efficiency times the background pixels of mle for the same precision)"
 )
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 DEFAULT_F_SIZE = CleanOptions.f_size
 SIGMA_HINT = "use --sigma VALUE with σ from a noise scan or an earlier run"
 INCLUDE_DERIVED_HELP = ("DICOM: also correct derived images, computed maps and projections (ADC, FA, MIP, ...) and "
@@ -82,6 +92,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """A size in bytes: a number with an optional binary unit, ``2G``, ``512MiB``, ``1.5 GB``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if match is None or float(match[1]) * _UNITS[match[2].upper()] < 1:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2G or 512M, got {text!r}")
+    return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
 def _f_size(text: str) -> int | tuple[int, ...]:
     parts = text.split(",")
     if len(parts) not in (1, 2, 3):
@@ -108,6 +129,9 @@ def _shared() -> tuple[_Parser, _Parser]:
                             "which also gives an adaptive combination's effective count; 1 with --sigma)")
     background.add_argument("--sigma-per-volume", action="store_true", help=PER_VOLUME_HELP)
     background.add_argument("--include-derived", action="store_true", help=INCLUDE_DERIVED_HELP)
+    background.add_argument("--max-image-size", type=_size, default=DEFAULT_MAX_IMAGE_BYTES, metavar="SIZE",
+                            help="refuse images that declare more uncompressed pixel data than this, before reading "
+                            f"them (default {size_text(DEFAULT_MAX_IMAGE_BYTES)}; e.g. 4G for larger genuine images)")
     return common, background
 
 
@@ -137,9 +161,15 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
     clean.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
     clean.add_argument("--uid-prefix", metavar="PREFIX",
                        help="DICOM: root for the new UIDs, e.g. 1.2.826.0.1.3680043.10.1234.")
-    clean.add_argument("--skip-existing", action="store_true",
-                       help="leave outputs that already exist alone and write the missing ones (finishes an "
-                       "interrupted run; a partly written DICOM series keeps its SeriesInstanceUID)")
+    existing = clean.add_mutually_exclusive_group()
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave outputs that already exist alone and write the missing ones (finishes an "
+                          "interrupted run with the same options; a partly written DICOM series keeps its "
+                          "SeriesInstanceUID)")
+    existing.add_argument("--force", action="store_true",
+                          help="replace outputs and QC figures that already exist (without it, or --skip-existing, "
+                          "a run that would replace a file writes nothing); inside the input folder only earlier "
+                          "outputs of mri-noiselab are replaced")
     where = clean.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, metavar="N",
                        help="process files in parallel on a local Dask cluster of N worker processes (needs the dask extra)")
@@ -294,7 +324,8 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         report = clean_source(
             args.source, args.output, options, background=_background(args), qc=args.qc,
-            skip_existing=args.skip_existing, uid_prefix=args.uid_prefix, workers=args.workers,
+            skip_existing=args.skip_existing, force=args.force, max_image_bytes=args.max_image_size,
+            uid_prefix=args.uid_prefix, workers=args.workers,
             scheduler=args.scheduler, on_start=start, on_file=step,
         )
     finally:
@@ -334,7 +365,8 @@ def _row(group: SigmaGroup, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    report = estimate_source_sigma(args.source, _options(args), background=_background(args))
+    report = estimate_source_sigma(args.source, _options(args), background=_background(args),
+                                   max_image_bytes=args.max_image_size)
     if args.json:
         print(json.dumps([_row(g, args) for g in report.sigmas], indent=2, ensure_ascii=False), file=out)
     elif not args.quiet:
@@ -354,12 +386,19 @@ def _sigma(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    r = run_example(args.output)
+    from mri_noiselab.qc import require_matplotlib
+
+    try:
+        require_matplotlib()
+        qc = True
+    except ImportError:  # the demo's point is σ and the correction: it runs, without its figure
+        qc = False
+    r = run_example(args.output, qc=qc)
     if not args.quiet:
         error = 100 * (r.sigma_estimated / r.sigma_true - 1)
         print(f"input:  {r.input}", file=out)
         print(f"output: {r.output}", file=out)
-        print(f"QC:     {r.qc}", file=out)
+        print(f"QC:     {r.qc if r.qc is not None else f'not drawn (it needs matplotlib: {PLOT_INSTALL})'}", file=out)
         print(f"σ estimated {r.sigma_estimated:.3f}, truth {r.sigma_true:.3f} ({error:+.1f}%)", file=out)
         print(f"air (truth 0): mean {r.air_before:.1f} before, {r.air_after:.1f} after", file=out)
         print(f"dark tissue (truth {r.dark_true:.0f}): mean {r.dark_before:.1f} before, {r.dark_after:.1f} after", file=out)
@@ -368,6 +407,75 @@ def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+# What a console that cannot show them prints instead (PYTHONIOENCODING=ascii, a Windows code page).
+_PLAIN = str.maketrans({"σ": "sigma", "±": "+-", "×": "x", "²": "^2", "≈": "~", "−": "-", "…": "..."})
+
+
+class _Console:
+    """A text stream that cannot fail a run: characters the console cannot encode are spelled
+    out (σ as "sigma") or replaced, and once its reader is gone (a closed pipe: ``| head``) the
+    rest is dropped. The exit code then still says what was written."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._gone = False
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                try:
+                    self._stream.write(text)
+                except UnicodeEncodeError:
+                    self._stream.write(text.translate(_PLAIN).encode(self.encoding, "replace").decode(self.encoding))
+            except BrokenPipeError:
+                self._close()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._close()
+
+    def isatty(self) -> bool:
+        return not self._gone and self._stream.isatty()
+
+    def _close(self) -> None:
+        self._gone = True
+        # Python flushes stdout once more when it exits, which would fail again (and exit 120):
+        # the descriptor is pointed at /dev/null instead.
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: what was being written is abandoned whole."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the command runs (signals reach the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -380,8 +488,17 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out, err : text streams, optional
         Where results and errors go; stdout and stderr by default.
     """
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out = cast(TextIO, _Console(out or sys.stdout))
+    err = cast(TextIO, _Console(err or sys.stderr))
+    try:
+        with _sigterm_interrupts():
+            return _run(argv, out, err)
+    finally:
+        out.flush()
+        err.flush()
+
+
+def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         parser = _parser()
         args = parser.parse_args(argv)
@@ -393,9 +510,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return int(args.run(args, out, err))
     except SystemExit as e:  # --help
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; only complete files were written", file=err)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, _Terminated)
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; only complete files were written", file=err)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except NoBackgroundError as e:
         print(f"{PROG}: error: {_one_line(str(e))} ({SIGMA_HINT})", file=err)
         return EXIT_BAD_INPUT

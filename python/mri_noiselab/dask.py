@@ -9,6 +9,7 @@ processed with bounded memory. Batches of files run through :mod:`mri_noiselab.b
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -113,8 +114,9 @@ def correct(
     sigma, f_size, method, coils, mask, volume_axis, slice_axis
         As in :func:`mri_noiselab.correct`; sigma and mask may be dask arrays.
     chunks : str or tuple of int
-        Block shape when ``darr`` is not a dask array (default: blocks of
-        about 64 MiB); a dask array keeps its own chunks.
+        Block shape when ``darr`` is not a dask array: a size such as the
+        default ``"64MiB"`` (dask's blocks of about that size), or one length
+        >= 1 per axis (-1: the whole axis); a dask array keeps its own chunks.
     num_threads : int, optional
         Kernel threads per block (default 1: dask already runs blocks in
         parallel). None uses :func:`mri_noiselab.set_num_threads`'s setting.
@@ -131,7 +133,7 @@ def correct(
     ImportError
         Without dask.
     ValueError, TypeError
-        For bad sigma, f_size, coils, method, axes, shape or dtype.
+        For bad sigma, f_size, coils, method, axes, shape, dtype or chunks.
 
     Notes
     -----
@@ -150,6 +152,7 @@ def correct(
     coils = check_coils(coils)
     source = darr if hasattr(darr, "shape") and hasattr(darr, "dtype") else np.asarray(darr)
     shape = check_shape(tuple(int(n) for n in source.shape))
+    _check_chunks(chunks, len(shape))
     out_dtype = as_kernel_array(np.zeros(1, dtype=source.dtype), "image").dtype
     volumes = default_volume_axis(len(shape), volume_axis)
     sizes = window(1 if method == "pointwise" else f_size, shape, volume_axis=volumes,
@@ -170,6 +173,20 @@ def correct(
         source=source, depth=depth, sigma=sigma_arg, mask=mask_arg, kernel=kernel,
     )
     return blocks_graph
+
+
+def _check_chunks(chunks: object, ndim: int) -> None:
+    """A block shape dask can cut: a size string, or one length >= 1 (or -1, the whole axis) per axis."""
+    if isinstance(chunks, str):
+        return
+    lengths = chunks if isinstance(chunks, Sequence) else [chunks] * ndim  # dask takes one int for every axis
+    if (len(lengths) != ndim
+            or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and (int(n) >= 1 or int(n) == -1)
+                       for n in lengths)):
+        raise ValueError(
+            f"chunks must be a size such as '64MiB' or one block length >= 1 (or -1 for the whole axis) "
+            f"per axis of the {ndim}-D image, got {chunks!r}"
+        )
 
 
 def _direct_block(

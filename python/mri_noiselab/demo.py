@@ -62,7 +62,9 @@ class ExampleReport:
 
     Attributes
     ----------
-    input, output, qc : pathlib.Path
+    input, output : pathlib.Path
+    qc : pathlib.Path or None
+        None when the figure was not asked for.
     sigma_true, sigma_estimated : float
     air_before, air_after : float
         Mean magnitude in the corner boxes (air, true value 0) before and after:
@@ -75,7 +77,7 @@ class ExampleReport:
 
     input: Path
     output: Path
-    qc: Path
+    qc: Path | None
     sigma_true: float
     sigma_estimated: float
     air_before: float
@@ -97,12 +99,14 @@ def run_example(
     f_size: int = 5,
     seed: int = 0,
     num_threads: int | None = None,
+    qc: bool = True,
 ) -> ExampleReport:
     """Generate the example phantom as DICOM, clean it, and write the result and a QC figure.
 
-    Writes ``input/phantom.dcm``, ``output/phantom.dcm`` and ``qc.png`` under
-    ``directory``; a re-run replaces them (atomically), nothing else. The
-    background is the four 16x16 corner boxes, which are air in the phantom.
+    Writes ``input/phantom.dcm``, ``output/phantom.dcm`` and (with ``qc``, which
+    needs matplotlib) ``qc.png`` under ``directory``; a re-run replaces them
+    (atomically), nothing else. The background is the four 16x16 corner boxes,
+    which are air in the phantom.
     """
     root = Path(directory)
     truth, noisy = example_phantom(sigma=sigma, seed=seed)
@@ -113,7 +117,8 @@ def run_example(
         background=_corners,
         f_size=f_size,
         num_threads=num_threads,
-        qc=root / "qc.png",
+        qc=root / "qc.png" if qc else None,
+        force=True,
     )
     (done,) = report.volumes
     estimate = done.result.sigma
@@ -124,7 +129,7 @@ def run_example(
     return ExampleReport(
         input=source,
         output=done.outputs[0],
-        qc=root / "qc.png",
+        qc=root / "qc.png" if qc else None,
         sigma_true=sigma,
         sigma_estimated=estimate.sigma if estimate is not None else float("nan"),
         air_before=float(noisy[air].mean()),

@@ -86,7 +86,15 @@ class Derivation:
         return text.encode("ascii", "replace")[:_DESCRIP_BYTES].decode("ascii")
 
 
+def difference(recorded: str, expected: str) -> str:
+    """What differs between the derivation an output records and the one a run would record, for a message."""
+    old, new = recorded.replace(",", " ").split(), expected.replace(",", " ").split()
+    if len(old) == len(new):
+        return ", ".join(f"{a} (this run: {b})" for a, b in zip(old, new) if a != b)
+    return f"{recorded!r} (this run: {expected!r})"
+
+
 SOURCE_PURPOSE = codes.DCM.SourceImageForImageProcessingOperation
 """The purpose of reference of a derived image's source (121322, DCM)."""
 
-__all__ = ["NIFTI_PREFIX", "OWN_DERIVATION", "PACKAGE", "SOURCE_PURPOSE", "Derivation"]
+__all__ = ["NIFTI_PREFIX", "OWN_DERIVATION", "PACKAGE", "SOURCE_PURPOSE", "Derivation", "difference"]

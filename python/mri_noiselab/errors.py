@@ -6,6 +6,8 @@ message says what to change; the command line prints it on one line.
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,12 @@ def first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def without_values(error: BaseException) -> str:
+    """:func:`first_line` with every quoted part left out: what a library says of a bad value,
+    without the value (an attribute may hold a patient's name, and int("DOE^") quotes it)."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "...", first_line(error))
+
+
 @dataclass(frozen=True)
 class Failure:
     """A file, or a group of files (a DICOM series), that could not be used or written, and why.
@@ -90,6 +98,22 @@ def failure(paths: Sequence[Path], error: BaseException | str) -> Failure:
     return Failure(first, f"series of {first} ({len(ordered)} files): {message}", tuple(ordered))
 
 
+def named(error: BaseException, paths: Sequence[Path]) -> BaseException:
+    """``error``, of the same type, with a message that names its file (or its group, as :func:`failure` does).
+
+    Errors raised after a file was read (a dark background, a disk that is full)
+    do not know which file they are about; the command line prints only the message.
+    """
+    message = failure(paths, error).message
+    if message == str(error):
+        return error
+    if isinstance(error, OSError):  # its errno and strerror would keep the old text
+        return type(error)(message)
+    renamed = copy.copy(error)
+    renamed.args = (message,)
+    return renamed
+
+
 __all__ = [
     "CODECS_INSTALL",
     "DASK_INSTALL",
@@ -103,4 +127,6 @@ __all__ = [
     "NotEligibleError",
     "failure",
     "first_line",
+    "named",
+    "without_values",
 ]

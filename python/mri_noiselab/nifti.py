@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,15 @@ import numpy as np
 
 from mri_noiselab._args import FSize, window
 from mri_noiselab._atomic import AtomicBatch, atomic_write, permission_bits, same_file
-from mri_noiselab.derivation import NIFTI_PREFIX
+from mri_noiselab._files import Unreadable, image_size_problem, size_text, walk_files
+from mri_noiselab.derivation import NIFTI_PREFIX, PACKAGE, difference
 from mri_noiselab.errors import NIFTI_INSTALL, NiftiError, first_line
 from mri_noiselab.roi import Roi, roi_mask
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # nibabel's own default: level 1 compresses MR volumes nearly as well as 6, several times faster.
 _GZIP_LEVEL = 1
+_CHUNK = 1 << 20
 
 
 def _nibabel() -> Any:
@@ -59,16 +62,15 @@ def nifti_files(folder: str | os.PathLike[str], *, exclude: str | os.PathLike[st
     exclude : path-like, optional
         A sub-folder to skip (the output folder, when it lies inside the input).
     """
-    root = Path(folder)
-    skip = Path(exclude).resolve() if exclude is not None else None
-    found = []
-    for p in sorted(root.rglob("*")):
-        if any(part.startswith(".") for part in p.relative_to(root).parts) or not is_nifti_path(p) or not p.is_file():
-            continue
-        if skip is not None and (p.resolve() == skip or skip in p.resolve().parents):
-            continue
-        found.append(p)
-    return found
+    return find_nifti(folder, exclude=exclude)[0]
+
+
+def find_nifti(
+    folder: str | os.PathLike[str], *, exclude: str | os.PathLike[str] | None = None
+) -> tuple[list[Path], list[Unreadable]]:
+    """:func:`nifti_files`, and the folders that could not be read (see :func:`mri_noiselab._files.walk_files`)."""
+    files, unreadable = walk_files(folder, exclude=exclude)
+    return [p for p in files if is_nifti_path(p)], unreadable
 
 
 @dataclass
@@ -207,6 +209,7 @@ def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
         img = nib.load(p)
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise NiftiError(f"{p}: a {type(img).__name__}, not a single-file NIfTI image")
+        check_nifti_data(img, p)
         stored = np.asanyarray(img.dataobj.get_unscaled())
     except NiftiError:
         raise
@@ -223,6 +226,41 @@ def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
         raise NiftiError(f"{p}: scl_slope {slope} / scl_inter {inter} are not a usable scaling")
     stored = np.ascontiguousarray(stored, dtype=stored.dtype.newbyteorder("="))
     return NiftiVolume(p, img, stored, slope, inter)
+
+
+def check_nifti_data(image: Any, path: Path) -> None:
+    """Refuse an image whose header declares more data than the limit or than the file holds, before reading it.
+
+    A ``.nii.gz`` is decompressed once in chunks to count its bytes (nothing is
+    kept), which also checks its CRC: a damaged file is refused, not read with
+    wrong values.
+
+    Raises
+    ------
+    NiftiError
+    """
+    header = image.header
+    declared = math.prod(int(n) for n in header.get_data_shape()) * header.get_data_dtype().itemsize
+    problem = image_size_problem(declared)
+    if problem is not None:
+        raise NiftiError(f"{path}: declares {problem}")
+    needed = int(header.get_data_offset()) + declared
+    if path.name.lower().endswith(".gz"):
+        held = 0
+        try:
+            with gzip.open(path, "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    held += len(chunk)
+                    if held > needed + _CHUNK:
+                        raise NiftiError(f"{path}: holds more data than its header declares ({size_text(declared)})")
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile (a CRC that fails) is an OSError
+            raise NiftiError(f"{path}: damaged gzip data ({first_line(e)})") from None
+    else:
+        held = path.stat().st_size
+    if held < needed:
+        raise NiftiError(
+            f"{path}: the header declares {size_text(needed)} but the file holds {size_text(held)}: truncated, or a damaged header"
+        )
 
 
 def nifti_window(f_size: FSize, shape: Sequence[int], slice_axis: int = 2) -> tuple[int, ...]:
@@ -311,10 +349,39 @@ def _to_stream(nib: Any, image: Any, fh: Any) -> None:
 def is_own_output(path: str | os.PathLike[str]) -> bool:
     """True when the NIfTI file at ``path`` was written by this package (its descrip says so)."""
     try:
-        header = _nibabel().load(path).header
+        image = _nibabel().load(path)
     except Exception as e:  # nibabel raises many types on damaged files
         raise NiftiError(f"{path}: exists but cannot be read ({first_line(e)}): remove it to rewrite it") from None
-    return bytes(header["descrip"].item()).decode("ascii", "replace").startswith(NIFTI_PREFIX)
+    return descrip(image).startswith(NIFTI_PREFIX)
+
+
+def verify_output(path: Path, description: str) -> None:
+    """Check an output that an earlier run left, before keeping it: whole, and what this run would write.
+
+    Raises
+    ------
+    NiftiError
+        If it cannot be read to its last voxel (a truncated file, a gzip CRC that
+        fails), was not written by this package, or records another derivation
+        than ``description`` (other options, another sigma or version).
+    """
+    try:
+        recorded = descrip(read_nifti(path).image)
+    except NiftiError as e:
+        reason = str(e).removeprefix(f"{path}: ")
+        raise NiftiError(f"{path}: exists but is damaged or incomplete ({reason}): remove it, or give --force to replace it") from None
+    if not recorded.startswith(NIFTI_PREFIX):
+        raise NiftiError(f"{path}: exists but was not written by {PACKAGE}: remove it, or give --force to replace it")
+    if recorded != description:
+        raise NiftiError(
+            f"{path}: exists from a run with other options ({difference(recorded, description)}): "
+            "resume with the options of that run, or give --force to replace it"
+        )
+
+
+def descrip(image: Any) -> str:
+    """The header's descrip text: where this package records what it did (see :class:`mri_noiselab.derivation.Derivation`)."""
+    return bytes(image.header["descrip"].item()).decode("ascii", "replace")
 
 
 __all__ = [
@@ -322,12 +389,16 @@ __all__ = [
     "NIFTI_SUFFIXES",
     "NiftiError",
     "NiftiVolume",
+    "check_nifti_data",
     "check_nifti_name",
+    "descrip",
+    "find_nifti",
     "is_nifti_path",
     "is_own_output",
     "nifti_files",
     "nifti_window",
     "read_nifti",
     "roi_mask_xyz",
+    "verify_output",
     "write_nifti",
 ]

@@ -17,14 +17,15 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
-import pydicom
 from pydicom.uid import generate_uid
 
-from mri_noiselab._atomic import AtomicBatch, check_writable, permission_bits, same_file
-from mri_noiselab.batch import INPUT_ERRORS, run_batch
+from mri_noiselab._atomic import AtomicBatch, permission_bits, remove_stale_parts
+from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, image_limit
+from mri_noiselab._files import max_image_bytes as current_limit
+from mri_noiselab.batch import failure_message, run_batch
 from mri_noiselab.clean import (
     BackgroundSpec,
     CleanFields,
@@ -35,114 +36,27 @@ from mri_noiselab.clean import (
     clean_group,
     group_sigmas,
     options_of,
+    planned_derivations,
 )
+from mri_noiselab.derivation import PACKAGE, Derivation
 from mri_noiselab.dicom.derive import derive_datasets, derived_series_uid, write_dataset
-from mri_noiselab.dicom.read import DicomStack
+from mri_noiselab.dicom.read import DicomStack, read_dataset
+from mri_noiselab.dicom.read import is_own_output as is_own_dicom
 from mri_noiselab.dicom.series import Skip, read_source, read_stack
-from mri_noiselab.errors import Failure, NiftiError, failure
-from mri_noiselab.nifti import NiftiVolume, check_nifti_name, is_nifti_path, is_own_output, nifti_files, read_nifti, write_nifti
+from mri_noiselab.errors import DicomError, Failure, NiftiError, failure, named
+from mri_noiselab.nifti import (
+    NiftiVolume,
+    check_nifti_name,
+    find_nifti,
+    is_own_output,
+    read_nifti,
+    verify_output,
+    write_nifti,
+)
+from mri_noiselab.planning import Format, check_targets, locked_output, output_paths, qc_paths, refuse_existing, source_format
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-Format = Literal["dicom", "nifti"]
-
-
-def _is_dicom(path: Path) -> bool:
-    try:
-        return path.is_file() and pydicom.misc.is_dicom(path)
-    except OSError:
-        return False
-
-
-def source_format(source: str | os.PathLike[str]) -> Format:
-    """``"nifti"`` for a ``.nii``/``.nii.gz`` file or a folder of them, else ``"dicom"``.
-
-    Raises
-    ------
-    ValueError
-        For a folder holding both NIfTI and DICOM files: dcm2niix writes its
-        NIfTI next to the DICOMs, and a run must not silently skip either kind.
-    """
-    path = Path(source)
-    if not path.is_dir():
-        return "nifti" if is_nifti_path(path) else "dicom"
-    if not nifti_files(path):
-        return "dicom"
-    dicoms = [p for p in sorted(path.rglob("*")) if not is_nifti_path(p) and _is_dicom(p)]
-    if dicoms:
-        raise ValueError(
-            f"{path} holds both NIfTI and DICOM files (e.g. {dicoms[0].name}): give one kind per run, "
-            "for example by moving the NIfTI files to their own folder"
-        )
-    return "nifti"
-
-
-# --------------------------------------------------------------------------- output planning
-
-
-def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[str], inputs: Sequence[Path]) -> dict[Path, Path]:
-    """Map every input file to its output file.
-
-    A file source goes to ``destination`` itself, or into it with the same
-    name when ``destination`` is an existing folder or ends with a separator.
-    A folder source gives ``destination/<path relative to the source>``:
-    names always come from the input file names, never from tag values.
-
-    Raises
-    ------
-    ValueError
-        If an output would replace an input file, if a folder source is given
-        an existing file as destination, or if an output would land outside
-        ``destination`` (a sub-folder there that is a symbolic link).
-    """
-    src = Path(source)
-    dst = Path(destination)
-    if src.is_dir():
-        if dst.exists() and not dst.is_dir():
-            raise ValueError(f"the output {dst} is a file: a folder source needs an output folder")
-        mapping = {p: dst / p.relative_to(src) for p in inputs}
-        root = dst.resolve()
-        for out in mapping.values():
-            if root not in out.resolve().parents:
-                raise ValueError(
-                    f"the output {out} would be written outside the output folder {dst} "
-                    f"(to {out.resolve()}, through a symbolic link): remove the link or choose another output"
-                )
-    elif dst.is_dir() or str(destination).endswith((os.sep, "/")):
-        mapping = {p: dst / p.name for p in inputs}
-    else:
-        mapping = {p: dst for p in inputs}
-    resolved_inputs = {p.resolve() for p in inputs}
-    for out in mapping.values():
-        if out.resolve() in resolved_inputs or (out.exists() and any(same_file(out, q) for q in inputs)):
-            raise ValueError(f"the output {out} is an input file: choose another output (inputs are never overwritten)")
-    return mapping
-
-
-def qc_paths(qc: str | os.PathLike[str] | None, count: int) -> list[Path]:
-    """The QC figure of each of ``count`` volumes: ``qc`` itself for one, else ``<stem>_<n><suffix>``."""
-    if qc is None:
-        return []
-    path = Path(qc)
-    if count == 1:
-        return [path]
-    return [path.with_name(f"{path.stem}_{i + 1}{path.suffix}") for i in range(count)]
-
-
-def check_targets(outputs: Sequence[Path], figures: Sequence[Path], inputs: Sequence[Path]) -> None:
-    """Refuse, before anything is written, outputs (and QC figures) that would replace an input
-    or cannot be written."""
-    resolved_inputs = {p.resolve() for p in inputs}
-    resolved_outputs = {p.resolve() for p in outputs}
-    for path in figures:
-        if path.resolve() in resolved_inputs or (path.exists() and any(same_file(path, q) for q in inputs)):
-            raise ValueError(f"the QC figure {path} is an input file: choose another name (inputs are never overwritten)")
-        if path.resolve() in resolved_outputs:
-            raise ValueError(f"the QC figure {path} is also an output: choose another name")
-    for path in [*outputs, *figures]:
-        check_writable(path)
-
 
 # --------------------------------------------------------------------------- the formats
 
@@ -167,7 +81,9 @@ class _Form(Protocol):
 
     def scan(self, src: Path, exclude: Path | None, options: CleanOptions) -> _Scan: ...
     def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]: ...
-    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]]) -> str | None: ...
+    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]],
+                 expected: Sequence[Derivation]) -> str | None: ...
+    def own_output(self, path: Path) -> bool: ...
     def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
               protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]: ...
 
@@ -186,11 +102,19 @@ class _Dicom:
     def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]:
         return [read_stack(paths, include_derived=options.include_derived) for paths in files]
 
-    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]]) -> str | None:
-        """The SeriesInstanceUID of the series' outputs that exist, checked to derive from their inputs."""
-        done = [(ds, path, target) for stack, ts, flags in zip(volumes, targets, todo)
+    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]],
+                 expected: Sequence[Derivation]) -> str | None:
+        """The SeriesInstanceUID of the series' outputs that exist, each checked whole against what this run would write."""
+        done = [(ds, path, target, derivation.description())
+                for stack, ts, flags, derivation in zip(volumes, targets, todo, expected)
                 for ds, path, target, missing in zip(_stack(stack).datasets, stack.paths, ts, flags) if not missing]
         return derived_series_uid(done)
+
+    def own_output(self, path: Path) -> bool:
+        try:
+            return is_own_dicom(read_dataset(path))
+        except DicomError:
+            return False
 
     def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
               protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]:
@@ -209,23 +133,37 @@ class _Nifti:
             raise ValueError("include_derived (--include-derived) is for DICOM inputs")
         if not src.exists():
             raise NiftiError(f"{src}: no such file or folder")
-        files = nifti_files(src, exclude=exclude) if src.is_dir() else [src]
-        if not files:
-            raise NiftiError(f"{src}: no .nii or .nii.gz file found")
-        return _Scan([_Group([[p]]) for p in files])
+        if not src.is_dir():
+            return _Scan([_Group([[src]])])
+        found, unreadable = find_nifti(src, exclude=exclude)
+        failures = []
+        for folder in unreadable:
+            if folder.path == src:
+                raise NiftiError(f"{src}: cannot read the folder ({folder.reason})")
+            failures.append(Failure(folder.path, f"{folder.path}: cannot read the folder ({folder.reason}): its files were not processed"))
+        # This package's outputs are never inputs, wherever they lie in the source (as for DICOM).
+        own = [p for p in found if self.own_output(p)]
+        files = [p for p in found if p not in own]
+        if not files and not failures:
+            raise NiftiError(f"{src}: no .nii or .nii.gz file found" + (f" (only {len(own)} output(s) of {PACKAGE})" if own else ""))
+        return _Scan([_Group([[p]]) for p in files], failures, [Skip(p, f"output of {PACKAGE}") for p in own])
 
     def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]:
         return [read_nifti(paths[0]) for paths in files]
 
-    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]]) -> str | None:
-        for ts, flags in zip(targets, todo):
+    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]],
+                 expected: Sequence[Derivation]) -> str | None:
+        for ts, flags, derivation in zip(targets, todo, expected):
             for target, missing in zip(ts, flags):
-                if not missing and not is_own_output(target):
-                    raise NiftiError(
-                        f"{target}: exists but was not written by mri-noiselab: remove it, or run without "
-                        "skipping existing outputs to replace it"
-                    )
+                if not missing:
+                    verify_output(target, derivation.nifti_description())
         return None
+
+    def own_output(self, path: Path) -> bool:
+        try:
+            return is_own_output(path)
+        except NiftiError:
+            return False
 
     def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
               protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]:
@@ -349,11 +287,11 @@ def _form(src: Path, uid_prefix: str | None) -> Format:
     return form
 
 
-def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], options: CleanOptions,
-          qc: str | os.PathLike[str] | None, skip_existing: bool, uid_prefix: str | None) -> _Plan:
+def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], form: Format, options: CleanOptions,
+          background: BackgroundSpec, qc: str | os.PathLike[str] | None, force: bool, skip_existing: bool,
+          uid_prefix: str | None) -> _Plan:
     """Read the source, and map and check every output before anything is written."""
     src, dst = Path(source), Path(destination)
-    form = _form(src, uid_prefix)
     if src.is_dir() and dst.resolve() == src.resolve():
         raise ValueError(f"the output {dst} is the input folder, whose files are input files: choose another output")
     scan = _FORMATS[form].scan(src, dst if src.is_dir() else None, options)
@@ -365,30 +303,35 @@ def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], o
     figures = iter(qc_paths(qc, sum(len(g.files) for g in scan.groups)))
     figure_of = [[next(figures, None) for _ in g.files] for g in scan.groups]
     check_targets(list(mapping.values()), [f for fs in figure_of for f in fs if f is not None], inputs)
+    refuse_existing(src, dst, list(mapping.values()), [f for fs in figure_of for f in fs if f is not None],
+                    force=force, skip_existing=skip_existing, own_output=_FORMATS[form].own_output)
+    if skip_existing and not force:  # a figure that exists is left alone, like an output
+        figure_of = [[None if f is not None and f.exists() else f for f in fs] for fs in figure_of]
     plan = _Plan(src, form, inputs, [], [], list(scan.failures), [], list(scan.ineligible))
     for group, group_figures in zip(scan.groups, figure_of):
         try:
-            _plan_group(plan, group, mapping, group_figures, skip_existing, uid_prefix)
-        except INPUT_ERRORS as e:
-            if not src.is_dir():
-                raise
+            _plan_group(plan, group, mapping, group_figures, skip_existing, uid_prefix, options, background)
+        except Exception as e:  # one group's failure, whatever it is, is that group's only
             paths = [p for files in group.files for p in files]
+            if not src.is_dir():
+                raise named(e, paths) from None
             plan.errors.append(e)
-            plan.failures.append(failure(paths, e))
+            plan.failures.append(failure(paths, failure_message(e)))
             plan.unplanned.extend(paths)
     return plan
 
 
 def _plan_group(plan: _Plan, group: _Group, mapping: dict[Path, Path], figures: list[Path | None],
-                skip_existing: bool, uid_prefix: str | None) -> None:
+                skip_existing: bool, uid_prefix: str | None, options: CleanOptions, background: BackgroundSpec) -> None:
     targets = [[mapping[p] for p in files] for files in group.files]
     todo = [[not (skip_existing and t.exists()) for t in ts] for ts in targets]
     existing = None
     if not all(all(flags) for flags in todo):
-        # Outputs left alone must derive from their inputs; the missing outputs of a partly
-        # written series join its existing series.
-        volumes = group.loaded if group.loaded is not None else []
-        existing = _FORMATS[plan.form].existing(volumes, targets, todo)
+        # Outputs left alone must be what this run would write (whole, from their inputs, with
+        # the same derivation); the missing outputs of a partly written series join its series.
+        form = _FORMATS[plan.form]
+        volumes = group.loaded if group.loaded is not None else form.read(group.files, options)
+        existing = form.existing(volumes, targets, todo, planned_derivations(volumes, options, background))
     plan.skipped.extend(t for ts, flags in zip(targets, todo) for t, w in zip(ts, flags) if not w)
     if not any(any(flags) for flags in todo):
         return
@@ -435,6 +378,8 @@ def clean_source(
     background: BackgroundSpec = None,
     qc: str | os.PathLike[str] | None = None,
     skip_existing: bool = False,
+    force: bool = False,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     uid_prefix: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -464,10 +409,21 @@ def clean_source(
     qc : path-like, optional
         A QC figure (PNG) of the volume; with several, ``_<n>`` is added to the name.
     skip_existing : bool
-        Leave outputs that exist alone and write the missing ones, to finish an
-        interrupted run: σ is the whole group's again, and the new files of a
-        partly written series join its existing SeriesInstanceUID. An existing
-        output not derived from its input is an error for its group.
+        Leave outputs (and QC figures) that exist alone and write the missing
+        ones, to finish an interrupted run: σ is the whole group's again, and
+        the new files of a partly written series join its existing
+        SeriesInstanceUID. An existing output is kept only when it is what this
+        run would write (readable whole, derived from its input, with the same
+        derivation: method, σ, window, coils); otherwise its group fails.
+    force : bool
+        Replace outputs and QC figures that exist. Without it (or
+        ``skip_existing``) a run refuses, before writing anything, to replace
+        any existing file. Inside the source folder it replaces only this
+        package's earlier outputs.
+    max_image_bytes : int
+        The most uncompressed pixel data one image (a DICOM file, a NIfTI
+        image) may declare: larger ones, and compressed data that declares far
+        more than it holds, are refused before anything is allocated for them.
     uid_prefix : str, optional
         DICOM: root for the new UIDs.
     workers, scheduler
@@ -488,16 +444,43 @@ def clean_source(
     Raises
     ------
     NotEligibleError, DicomError, NiftiError, NoBackgroundError, ValueError, OSError
-        For a file source, when every group of a folder fails (the first
-        error), or, before anything is written, for an output or QC path that
-        is an input, a link, a folder, outside the output folder or not
-        writable. Otherwise failures are collected and every good group is written.
+        For a file source (the message names the file), when every group of a
+        folder fails (the first error), or, before anything is written, for an
+        output or QC path that exists (without ``force`` or ``skip_existing``),
+        is an input, a link, a folder, a device or FIFO, outside the output
+        folder or not writable; OutputBusyError (an OSError) when another run
+        is writing into the output folder. Otherwise failures are collected,
+        one per group whatever went wrong in it, and every good group is written.
+
+    Notes
+    -----
+    The output folder is locked for the run (see
+    :func:`mri_noiselab._files.lock_folder`), and temporary files that a killed
+    run left in the output folders are removed first.
     """
     opts = options_of(options, fields)
-    plan = _plan(source, destination, opts, qc, skip_existing, uid_prefix)
+    src = Path(source)
+    form = _form(src, uid_prefix)
+    with locked_output(src, Path(destination)), image_limit(max_image_bytes):
+        plan = _plan(source, destination, form, opts, background, qc, force, skip_existing, uid_prefix)
+        folders = {target.parent for job in plan.jobs for targets in job.targets for target in targets}
+        remove_stale_parts(folders | {path.parent for path in plan.skipped})
+        return _clean_planned(plan, opts, background, uid_prefix, workers, scheduler, on_start, on_file)
+
+
+def _job(job: _Job, *, limit: int, **run: Any) -> list[VolumeReport]:
+    """:func:`_run` under the image size limit of the run (a worker process has its own context)."""
+    with image_limit(limit):
+        return _run(job, **run)
+
+
+def _clean_planned(plan: _Plan, opts: CleanOptions, background: BackgroundSpec, uid_prefix: str | None,
+                   workers: int | None, scheduler: str | None, on_start: Callable[[int], None] | None,
+                   on_file: Callable[[Path], None] | None) -> BatchReport:
     if on_start is not None:
         on_start(len(plan.inputs))
-    task = functools.partial(_run, options=opts, background=background, protected=plan.inputs, uid_prefix=uid_prefix)
+    task = functools.partial(_job, limit=current_limit(), options=opts, background=background,
+                             protected=plan.inputs, uid_prefix=uid_prefix)
 
     def done_path(path: Path) -> None:
         if on_file is not None:
@@ -507,9 +490,13 @@ def clean_source(
         for path in job.paths:
             done_path(path)
 
-    if not plan.src.is_dir():  # a single file raises its error
-        reports = [r for job in plan.jobs for r in task(job)]
+    if not plan.src.is_dir():  # a single file raises its error, naming the file
+        reports = []
         for job in plan.jobs:
+            try:
+                reports.extend(task(job))
+            except Exception as e:
+                raise named(e, job.paths) from None
             done(job)
         return BatchReport(reports, plan.failures, plan.skipped, plan.ineligible)
     # Pixels stay here: a worker reads its group again (file names ship faster than pixels).
@@ -521,7 +508,7 @@ def clean_source(
     errors = plan.errors + [e for _, e in outcome.errors]
     if not outcome.results and errors:
         raise errors[0]
-    failures = plan.failures + [failure(job.paths, e) for job, e in outcome.errors]
+    failures = plan.failures + [failure(job.paths, failure_message(e)) for job, e in outcome.errors]
     return BatchReport([r for _, rs in outcome.results for r in rs], failures, plan.skipped, plan.ineligible)
 
 
@@ -539,6 +526,7 @@ def estimate_source_sigma(
     options: CleanOptions | None = None,
     *,
     background: BackgroundSpec = None,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     **fields: Unpack[CleanFields],
 ) -> SigmaReport:
     """Estimate sigma for every group of a DICOM or NIfTI file or folder: one per group, or per volume.
@@ -552,6 +540,8 @@ def estimate_source_sigma(
     background : mask, function of the volume, "auto" or None
         The noise-only voxels of each volume; None finds them. In a group, a
         volume without background takes the sigma of the others.
+    max_image_bytes : int
+        As for :func:`clean_source`.
 
     Returns
     -------
@@ -569,18 +559,20 @@ def estimate_source_sigma(
         raise ValueError("sigma is estimated here: give none")
     src = Path(source)
     form = _FORMATS[_form(src, None)]
-    scan = form.scan(src, None, opts)
-    found: list[SigmaGroup] = []
-    errors: list[BaseException] = []
-    for group in scan.groups:
-        try:
-            volumes = group.loaded if group.loaded is not None else form.read(group.files, opts)
-            found.extend(group_sigmas(volumes, opts, background))
-        except INPUT_ERRORS as e:
-            if not src.is_dir():
-                raise
-            errors.append(e)
-            scan.failures.append(failure([p for files in group.files for p in files], e))
+    with image_limit(max_image_bytes):
+        scan = form.scan(src, None, opts)
+        found: list[SigmaGroup] = []
+        errors: list[BaseException] = []
+        for group in scan.groups:
+            paths = [p for files in group.files for p in files]
+            try:
+                volumes = group.loaded if group.loaded is not None else form.read(group.files, opts)
+                found.extend(group_sigmas(volumes, opts, background))
+            except Exception as e:  # one group's failure, whatever it is, is that group's only
+                if not src.is_dir():
+                    raise named(e, paths) from None
+                errors.append(e)
+                scan.failures.append(failure(paths, failure_message(e)))
     if not found and errors:
         raise errors[0]
     return SigmaReport(found, scan.failures, scan.ineligible)

@@ -11,7 +11,6 @@ import copy
 import datetime as _dt
 import io
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 from pydicom.uid import (
@@ -31,12 +31,14 @@ from pydicom.uid import (
 
 from mri_noiselab._atomic import AtomicBatch, atomic_write, same_file
 from mri_noiselab._kernels import _core
-from mri_noiselab.derivation import PACKAGE, SOURCE_PURPOSE, Derivation
-from mri_noiselab.dicom.read import DicomStack, hide_values, transfer_syntax
-from mri_noiselab.errors import DicomError, first_line
+from mri_noiselab.derivation import PACKAGE, SOURCE_PURPOSE, Derivation, difference
+from mri_noiselab.dicom.checks import frame_count, transfer_syntax
+from mri_noiselab.dicom.read import DicomStack, check_image, decode, hide_values, own_derivation, read_dataset
+from mri_noiselab.errors import DicomError, without_values
 
 SERIES_SUFFIX = " [Rician bias corrected]"
 SERIES_NUMBER_OFFSET = 1000
+_IS_MAX = 2**31 - 1
 # The IODs whose ImageType and FrameType value 2 can only be PRIMARY (PS3.3 C.8.16.1.1, Common
 # CT/MR Image Description): the class decides, as dciodvfy does, also for an object that lacks
 # its functional groups (pydicom-data's emri_small).
@@ -57,12 +59,20 @@ def _purpose_item(concept: Code) -> Dataset:
 
 
 def _now(ds: Dataset) -> _dt.datetime:
-    """Now, in the dataset's TimezoneOffsetFromUTC when it has one (its dates and times use it)."""
+    """Now, in the dataset's TimezoneOffsetFromUTC when it holds a time zone (its dates and times use it).
+
+    An offset that is no time zone ("+2400", "+0175") is left for a validator to
+    report: the image is still an image, and its creation time is in local time.
+    """
     offset = str(ds.get("TimezoneOffsetFromUTC", "") or "")
-    if len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit():
+    if len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit() and int(offset[3:]) < 60:
         minutes = int(offset[1:3]) * 60 + int(offset[3:])
-        tz = _dt.timezone(_dt.timedelta(minutes=minutes if offset[0] == "+" else -minutes))
-        return _dt.datetime.now(tz)
+        try:
+            tz = _dt.timezone(_dt.timedelta(minutes=minutes if offset[0] == "+" else -minutes))
+        except ValueError:  # a day or more
+            pass
+        else:
+            return _dt.datetime.now(tz)
     return _dt.datetime.now().astimezone()
 
 
@@ -146,15 +156,35 @@ def derive_datasets(
     if stored.dtype != stack.stored.dtype:
         raise ValueError(f"stored dtype {stored.dtype} differs from the source dtype {stack.stored.dtype}")
     series_uid = series_uid or generate_uid(prefix=uid_prefix)
-    source_number = stack.datasets[0].get("SeriesNumber")
     if series_number is None:
-        base = int(source_number) if source_number not in (None, "") else 0
-        series_number = base + SERIES_NUMBER_OFFSET
+        series_number = _series_number(stack.datasets[0])
     per_file = [stored] if len(stack.datasets) == 1 else [stored[i : i + 1] for i in range(stack.shape[0])]
     return [
         _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix)
         for src, pixels in zip(stack.datasets, per_file)
     ]
+
+
+def _series_number(src: Dataset) -> int:
+    """The source SeriesNumber + 1000; - 1000 where + 1000 would not fit an IS (a signed 32-bit
+    integer, PS3.5 6.2); 1000 when the source has none (or none that is an integer)."""
+    try:
+        base = int(src.get("SeriesNumber"))
+    except (TypeError, ValueError):
+        base = 0
+    number = base + SERIES_NUMBER_OFFSET
+    return number if number <= _IS_MAX else base - SERIES_NUMBER_OFFSET
+
+
+def _series_description(src: Dataset) -> str:
+    """The source SeriesDescription with the suffix, at most 64 characters (LO).
+
+    A description with a backslash is read as several values; they are joined
+    back as they were written, never shown as a Python list.
+    """
+    value = src.get("SeriesDescription", "") or ""
+    description = "\\".join(map(str, value)) if isinstance(value, MultiValue) else str(value)
+    return (description[: 64 - len(SERIES_SUFFIX)] + SERIES_SUFFIX).strip()
 
 
 def _new_pixels(ds: Dataset, pixels: np.ndarray) -> None:
@@ -211,8 +241,7 @@ def _derive_one(
     ds.SOPInstanceUID = generate_uid(prefix=uid_prefix)
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = series_number
-    description = str(src.get("SeriesDescription", "") or "")
-    ds.SeriesDescription = (description[: 64 - len(SERIES_SUFFIX)] + SERIES_SUFFIX).strip()
+    ds.SeriesDescription = _series_description(src)
     if "InstanceCreatorUID" in ds:  # the source's creator did not create this instance
         del ds.InstanceCreatorUID
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
@@ -226,9 +255,7 @@ def _derive_one(
     if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
         _derive_frames(ds, src, derivation)
     else:
-        ds.DerivationDescription = derivation.description()
-        ds.DerivationCodeSequence = DicomSequence([_code_item(*derivation.code())])
-        ds.SourceImageSequence = DicomSequence([_source_reference(src)])
+        ds.update(_derivation_item(src, derivation.description(), derivation.code()))
     # The window, VOI LUTs and FrameVOILUTSequence stay the source's: the correction changes
     # mostly the dark end, so the output looks as its source did; a window over the whole stack
     # range made it darker (a GE width of 876 became 2544).
@@ -244,30 +271,40 @@ def _derived_type(values: Any, primary_only: bool) -> list[str]:
     return ["DERIVED", "PRIMARY" if primary_only else "SECONDARY", *rest]
 
 
+def _derivation_item(src: Dataset, description: str, code: tuple[str, str, str], frame: int | None = None) -> Dataset:
+    """DerivationDescription, DerivationCodeSequence and SourceImageSequence (of one frame, or the whole source)."""
+    item = Dataset()
+    item.DerivationDescription = description
+    item.DerivationCodeSequence = DicomSequence([_code_item(*code)])
+    item.SourceImageSequence = DicomSequence([_source_reference(src, frame)])
+    return item
+
+
 def _derive_frames(ds: Dataset, src: Dataset, derivation: Derivation) -> None:
-    """Enhanced (multi-frame) objects record derivation and FrameType per frame (PS3.3 C.7.6.16)."""
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    """Enhanced (multi-frame) objects record derivation and FrameType in functional groups (PS3.3 C.7.6.16).
+
+    Per frame where the source has one group per frame; otherwise once, shared, for
+    the whole source instance: groups made up per frame would cost more than the
+    pixels of small frames (100,000 frames of 2x2 became 50 MB of sequences).
+    """
+    frames = frame_count(ds)
     shared = ds.get("SharedFunctionalGroupsSequence")
     if shared is None or len(shared) == 0:
         ds.SharedFunctionalGroupsSequence = DicomSequence([Dataset()])
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if per_frame is None or len(per_frame) != frames:
-        ds.PerFrameFunctionalGroupsSequence = DicomSequence([Dataset() for _ in range(frames)])
-    groups = list(ds.SharedFunctionalGroupsSequence) + list(ds.PerFrameFunctionalGroupsSequence)
-    for group in groups:
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+    for group in [*ds.SharedFunctionalGroupsSequence, *per_frame]:
         for seq_keyword in ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence"):
             for item in group.get(seq_keyword, []):
                 if "FrameType" in item:
                     item.FrameType = _derived_type(item.FrameType, True)
-    for i, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
-        item = Dataset()
-        item.DerivationDescription = derivation.description()
-        item.DerivationCodeSequence = DicomSequence([_code_item(*derivation.code())])
-        item.SourceImageSequence = DicomSequence([_source_reference(src, i + 1)])
-        group.DerivationImageSequence = DicomSequence([item])
-    for group in ds.SharedFunctionalGroupsSequence:
-        if "DerivationImageSequence" in group:  # per-frame items now describe this derivation
+        if "DerivationImageSequence" in group:  # the source's own derivation: this one replaces it
             del group.DerivationImageSequence
+    description, code = derivation.description(), derivation.code()
+    if len(per_frame) == frames:
+        for i, group in enumerate(per_frame):
+            group.DerivationImageSequence = DicomSequence([_derivation_item(src, description, code, i + 1)])
+    else:
+        ds.SharedFunctionalGroupsSequence[0].DerivationImageSequence = DicomSequence([_derivation_item(src, description, code)])
     # A derived enhanced image lists its sources in the evidence sequence (C.8.13.1, Type 1C).
     instance = Dataset()
     instance.ReferencedSOPClassUID = src.SOPClassUID
@@ -339,19 +376,24 @@ def write_dataset(
     try:
         data = encode_dataset(ds)
     except Exception as e:  # pydicom raises many types for values it cannot encode
-        raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({first_line(e)})") from None
+        raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({without_values(e)})") from None
     if batch is not None:
         return batch.write(target, lambda fh: fh.write(data), mode=mode, folder_mode=folder_mode)
     return atomic_write(target, lambda fh: fh.write(data), mode=mode, folder_mode=folder_mode)
 
 
-def derived_series_uid(done: Sequence[tuple[Dataset, Path, Path]]) -> str | None:
-    """The SeriesInstanceUID of a series' outputs that exist, after checking each derives from its input.
+def derived_series_uid(done: Sequence[tuple[Dataset, Path, Path, str]]) -> str | None:
+    """The SeriesInstanceUID of a series' outputs that exist, after checking each one whole.
+
+    An existing output is kept in place of a new one only when it is what this
+    run would write: readable to its last pixel, derived from its input, and
+    recording the same derivation (method, sigma, window, coils, version).
 
     Parameters
     ----------
-    done : sequence of (source dataset, source path, output path)
-        The outputs that exist.
+    done : sequence of (source dataset, source path, output path, derivation description)
+        The outputs that exist, each with the DerivationDescription this run
+        would write into it.
 
     Returns
     -------
@@ -361,25 +403,33 @@ def derived_series_uid(done: Sequence[tuple[Dataset, Path, Path]]) -> str | None
     Raises
     ------
     DicomError
-        If an output cannot be read, does not reference its source, or the
-        outputs belong to several series.
+        If an output cannot be read whole (a truncated file), does not
+        reference its source, records another derivation, or the outputs
+        belong to several series.
     """
     uids = set()
-    for src, path, target in done:
+    for src, path, target, expected in done:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                written = pydicom.dcmread(target, stop_before_pixels=True)
-            referenced = {str(e.value) for e in written.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
-            uid = str(written.SeriesInstanceUID)
-        except Exception as e:  # pydicom raises many types on damaged files
-            raise DicomError(f"{target}: exists but cannot be read ({first_line(e)}): remove it to rewrite it") from None
+            written = read_dataset(target)
+            check_image(written, target)
+            decode(written, target)
+        except DicomError as e:
+            raise DicomError(
+                f"{target}: exists but is damaged or incomplete ({str(e).removeprefix(f'{target}: ')}): "
+                "remove it, or give --force to replace it"
+            ) from None
+        referenced = {str(e.value) for e in written.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
         if str(src.SOPInstanceUID) not in referenced:
             raise DicomError(
-                f"{target}: exists but was not derived from its input {path.name}: "
-                "remove it, or run without skipping existing outputs to replace it"
+                f"{target}: exists but was not derived from its input {path.name}: remove it, or give --force to replace it"
             )
-        uids.add(uid)
+        recorded = own_derivation(written) or ""
+        if recorded != expected:
+            raise DicomError(
+                f"{target}: exists from a run with other options ({difference(recorded, expected)}): "
+                "resume with the options of that run, or give --force to replace it"
+            )
+        uids.add(str(written.get("SeriesInstanceUID", "")))
     if len(uids) > 1:
         raise DicomError(f"the existing outputs of one series ({done[0][2].name}, ...) belong to {len(uids)} different series")
     return uids.pop() if uids else None

@@ -25,7 +25,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels.decoders.base import get_decoder
 
 from mri_noiselab.derivation import OWN_DERIVATION, PACKAGE
-from mri_noiselab.errors import CODECS_INSTALL, DecoderMissingError, DicomError, NotEligibleError, first_line
+from mri_noiselab.dicom.checks import check_deflated, check_pixel_data, frame_count, transfer_syntax
+from mri_noiselab.errors import CODECS_INSTALL, DecoderMissingError, DicomError, NotEligibleError, without_values
 
 # images re-encoded as one object). MR Spectroscopy, Enhanced MR Color, Parametric Map (float
 # maps with Modality MR), Secondary Capture and every non-MR class are left alone.
@@ -251,6 +252,7 @@ def stored_range(ds: Dataset) -> tuple[int, int]:
 
 def read_dataset(path: Path) -> Dataset:
     """The dataset of a Part 10 file, every element converted: a damaged one fails here."""
+    check_deflated(path)
     try:
         with warnings.catch_warnings():
             # Reading must not depend on the caller's warning filters; the checks after it decide.
@@ -264,7 +266,7 @@ def read_dataset(path: Path) -> Dataset:
     except (OSError, EOFError) as e:
         raise DicomError(f"{path}: cannot read: {e}") from None
     except Exception as e:  # pydicom raises many types on damaged headers
-        raise DicomError(f"{path}: damaged DICOM header ({first_line(e)})") from None
+        raise DicomError(f"{path}: damaged DICOM header ({without_values(e)})") from None
     return ds
 
 
@@ -296,14 +298,20 @@ def is_own_output(ds: Dataset) -> bool:
     The text is at the top level of single-frame objects and in each frame's
     DerivationImageSequence of Enhanced MR objects.
     """
-    if OWN_DERIVATION in str(ds.get("DerivationDescription", "") or ""):
-        return True
+    return own_derivation(ds) is not None
+
+
+def own_derivation(ds: Dataset) -> str | None:
+    """The DerivationDescription this package wrote into ``ds`` (top level, shared or first frame's), or None."""
+    items = [ds]
     for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         for group in ds.get(groups) or []:
-            for item in group.get("DerivationImageSequence") or []:
-                if OWN_DERIVATION in str(item.get("DerivationDescription", "") or ""):
-                    return True
-    return False
+            items.extend(group.get("DerivationImageSequence") or [])
+    for item in items:
+        text = str(item.get("DerivationDescription", "") or "")
+        if OWN_DERIVATION in text:
+            return text
+    return None
 
 
 def eligibility(ds: Dataset, *, include_derived: bool = False) -> str | None:
@@ -374,7 +382,7 @@ def frame_reasons(ds: Dataset, include_derived: bool) -> list[str | None]:
     """
     image_type = _upper_values(ds.get("ImageType"))
     component = str(ds.get("ComplexImageComponent", "") or "").strip().upper() or _ge_component(ds)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = frame_count(ds)
     reasons = []
     for frame in range(frames):
         item = _functional_item(ds, frame, "MRImageFrameTypeSequence")
@@ -408,6 +416,7 @@ def _image_reason(values: Sequence[str], component: str | None, include_derived:
 
 def decode(ds: Dataset, path: Path) -> np.ndarray:
     """The stored values of ``ds`` as ``(frames, rows, cols)`` integers in native byte order."""
+    check_pixel_data(ds, path)
     ts = transfer_syntax(ds)
     if ts is not None and ts.is_compressed:
         try:
@@ -444,12 +453,6 @@ def decode(ds: Dataset, path: Path) -> np.ndarray:
     return arr
 
 
-def transfer_syntax(ds: Dataset) -> pydicom.uid.UID | None:
-    """The transfer syntax the dataset was read in, None for a dataset built in memory."""
-    meta = getattr(ds, "file_meta", None)
-    return meta.get("TransferSyntaxUID") if meta is not None else None
-
-
 def _functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
     """The first item of functional group ``sequence`` for ``frame``: per-frame first, then shared."""
     for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
@@ -468,11 +471,22 @@ def rescale(ds: Dataset, frames: int) -> tuple[np.ndarray, np.ndarray]:
     for i in range(frames):
         item = _functional_item(ds, i, "PixelValueTransformationSequence")
         item = ds if item is None else item
-        slope[i] = float(item.get("RescaleSlope", 1) or 1)
-        intercept[i] = float(item.get("RescaleIntercept", 0) or 0)
+        slope[i] = _number(item, "RescaleSlope", 1.0)
+        intercept[i] = _number(item, "RescaleIntercept", 0.0)
     if np.any(slope == 0) or not np.all(np.isfinite(slope)) or not np.all(np.isfinite(intercept)):
         raise DicomError("RescaleSlope is zero or RescaleSlope/RescaleIntercept not finite")
     return slope, intercept
+
+
+def _number(ds: Dataset, keyword: str, default: float) -> float:
+    """A numeric attribute, ``default`` when absent or empty (a zero stays zero)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DicomError(f"{keyword} is not a number") from None
 
 
 @hide_values
@@ -529,12 +543,16 @@ def stack_from_dataset(ds: Dataset, path: Path, include_derived: bool) -> DicomS
 
 __all__ = [
     "DicomStack",
+    "check_deflated",
     "check_image",
+    "check_pixel_data",
     "decode",
     "eligibility",
+    "frame_count",
     "frame_reasons",
     "hide_values",
     "is_own_output",
+    "own_derivation",
     "read_dataset",
     "read_file",
     "rescale",

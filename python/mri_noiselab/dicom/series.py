@@ -17,17 +17,19 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
+from mri_noiselab._files import Unreadable, walk_files
 from mri_noiselab.dicom.read import (
     DicomStack,
     check_image,
     decode,
     eligibility,
+    frame_count,
     hide_values,
     read_dataset,
     rescale,
     stack_from_dataset,
 )
-from mri_noiselab.errors import DicomError, Failure, NotEligibleError, failure, first_line
+from mri_noiselab.errors import DicomError, Failure, NotEligibleError, failure, without_values
 
 # What separates the stacks of one series: echoes, repeated acquisitions, time points,
 # inversion times, diffusion weightings. Numbers compare as numbers ("15" == "15.0").
@@ -94,8 +96,10 @@ def _slice_order(datasets: Sequence[Dataset], paths: Sequence[Path]) -> list[int
     n = len(datasets)
 
     def instance(i: int) -> float:
-        value = datasets[i].get("InstanceNumber")
-        return float(value) if value not in (None, "") else float("inf")
+        try:
+            return float(datasets[i].get("InstanceNumber"))
+        except (TypeError, ValueError):  # absent, empty or not a number
+            return float("inf")
 
     try:
         positions = []
@@ -110,17 +114,15 @@ def _slice_order(datasets: Sequence[Dataset], paths: Sequence[Path]) -> list[int
         return sorted(range(n), key=lambda i: (instance(i), str(paths[i])))
 
 
-def _dicom_files(folder: Path, exclude: Path | None) -> list[Path]:
-    files = []
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or p.name.upper() == "DICOMDIR":
-            continue
-        if exclude is not None and _inside(p, exclude):
-            continue
-        if p.is_file():
-            files.append(p)
-    return files
+def _dicom_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Unreadable]]:
+    files, unreadable = walk_files(folder, exclude=exclude)
+    return [p for p in files if p.name.upper() != "DICOMDIR"], unreadable
+
+
+def _message(path: Path, error: BaseException) -> str:
+    """One line naming the file: a DicomError's text, or what a bad value broke (never the value)."""
+    message = str(error) if isinstance(error, DicomError) else f"damaged DICOM header ({without_values(error)})"
+    return message if message.startswith(str(path)) else f"{path}: {message}"
 
 
 @dataclass
@@ -151,14 +153,14 @@ class _Grouping:
             if uid is not None:
                 self.series_files.setdefault(uid, []).append(path)
             check_image(ds, path)
-            if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            if frame_count(ds) > 1:
                 self.stacks.append(stack_from_dataset(ds, path, self.include_derived))
             else:
                 self.groups.setdefault(_split_key(ds), []).append((ds, path))
         except OSError as e:
             self.failures.append(Failure(path, f"{path}: cannot read: {e}"))
         except (ValueError, TypeError) as e:  # DicomError, or a value unlike its VR (BitsAllocated "x")
-            message = str(e) if isinstance(e, DicomError) else f"{path}: damaged DICOM header ({first_line(e)})"
+            message = _message(path, e)
             if uid is None:
                 self.failures.append(Failure(path, message))
             else:
@@ -170,8 +172,9 @@ class _Grouping:
         for members in self.groups.values():
             try:
                 stacks.append(_stack_from_files([m[0] for m in members], [m[1] for m in members]))
-            except DicomError as e:
-                self.series_errors.setdefault(str(members[0][0].SeriesInstanceUID), []).append(str(e))
+            except (ValueError, TypeError) as e:  # a value unlike its VR (RescaleSlope "x") fails its series only
+                message = str(e) if isinstance(e, DicomError) else _message(members[0][1], e)  # a DicomError names its file
+                self.series_errors.setdefault(str(members[0][0].SeriesInstanceUID), []).append(message)
         # All or nothing per source series: a series with one unusable file or stack is not corrected.
         for uid, errors in self.series_errors.items():
             stacks = [s for s in stacks if s.series_uid != uid]
@@ -223,8 +226,13 @@ def read_folder(
     root = Path(folder)
     if not root.is_dir():
         raise DicomError(f"{root}: not a folder")
+    files, unreadable = _dicom_files(root, Path(exclude) if exclude is not None else None)
     grouping = _Grouping(include_derived)
-    for path in _dicom_files(root, Path(exclude).resolve() if exclude is not None else None):
+    for bad in unreadable:
+        if bad.path == root:
+            raise DicomError(f"{root}: cannot read the folder ({bad.reason})")
+        grouping.failures.append(Failure(bad.path, f"{bad.path}: cannot read the folder ({bad.reason}): its files were not processed"))
+    for path in files:
         grouping.add(path)
     scan = grouping.scan()
     if not scan.stacks:
@@ -240,7 +248,7 @@ def _judge(ds: Dataset, path: Path, include_derived: bool) -> Skip | None:
             return None
         return Skip(path, reason, derived=not include_derived and eligibility(ds, include_derived=True) is None)
     except (ValueError, TypeError) as e:  # a value that is not what its VR promises (NumberOfFrames "x")
-        raise DicomError(f"{path}: damaged DICOM header ({first_line(e)})") from None
+        raise DicomError(_message(path, e)) from None
 
 
 def _raise_nothing_found(root: Path, failures: Sequence[Failure], ineligible: Sequence[Skip]) -> None:
@@ -256,11 +264,6 @@ def _raise_nothing_found(root: Path, failures: Sequence[Failure], ineligible: Se
         )
     others = f" ({len(ineligible)} non-DICOM file(s))" if ineligible else ""
     raise DicomError(f"{root}: no usable DICOM image found{others}")
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    resolved = path.resolve()
-    return resolved == folder or folder in resolved.parents
 
 
 def _stack_from_files(datasets: list[Dataset], paths: list[Path]) -> DicomStack:
