@@ -70,6 +70,19 @@ TEST_P(BoxMoments, MatchesDirectSummationWithReflection) {
     expect_close(m4, ref::box_mean(x, c.window, [](double v) { return v * v * v * v; }), "M^4");
 }
 
+// M^2 alone has no compensated channel: its rows take the path that sums axis 2 straight
+// into the lanes of the last axis.
+TEST_P(BoxMoments, MeanOfM2AloneMatchesDirectSummation) {
+    const Case c = GetParam();
+    const ref::Array x = ref::random_array(c.shape, 9);
+    const auto in = view_of(x, c.ndim);
+    nl::Window w{};
+    for (std::size_t d = 0; d < c.ndim; ++d) w[d] = c.window[4 - c.ndim + d];
+    std::vector<double> m2;
+    nl::box_moments(in, w, out_like(m2, in));
+    expect_close(m2, ref::box_mean(x, c.window, [](double v) { return v * v; }), "M^2");
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, BoxMoments,
     ::testing::Values(Case{{1, 1, 1, 7}, 1, {1, 1, 1, 3}}, Case{{1, 1, 1, 7}, 1, {1, 1, 1, 2}},
@@ -80,9 +93,15 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{{1, 9, 1, 4}, 3, {1, 4, 3, 1}}, Case{{3, 4, 5, 6}, 4, {2, 3, 4, 5}},
                       Case{{20, 2, 3, 4}, 4, {5, 1, 3, 1}}, Case{{3, 4, 5, 6}, 4, {1, 1, 1, 1}},
                       Case{{2, 3, 2, 3}, 4, {7, 9, 5, 2}},
-                      // rows of 64 or more run the last axis as four interleaved chains
                       Case{{1, 1, 3, 130}, 2, {1, 1, 2, 7}}, Case{{1, 1, 1, 200}, 1, {1, 1, 1, 403}},
-                      Case{{1, 1, 2, 64}, 2, {1, 1, 3, 64}}));
+                      Case{{1, 1, 2, 64}, 2, {1, 1, 3, 64}},
+                      // the last axis takes rows 4 at a time: groups cut short by the end of
+                      // an axis or of a thread's block, blocks of rows, no last axis to sum
+                      Case{{1, 37, 7, 9}, 3, {1, 10, 3, 4}}, Case{{1, 1, 70, 13}, 2, {1, 1, 10, 5}},
+                      Case{{1, 1, 70, 13}, 2, {1, 1, 1, 6}}, Case{{2, 9, 6, 5}, 4, {3, 4, 5, 6}},
+                      Case{{5, 4, 9, 6}, 4, {3, 2, 3, 1}}, Case{{1, 45, 5, 1}, 3, {1, 4, 3, 1}},
+                      Case{{1, 3, 6, 5}, 3, {1, 7, 13, 11}}, Case{{1, 6, 14, 9}, 3, {1, 3, 5, 4}},
+                      Case{{2, 3, 13, 7}, 4, {2, 3, 4, 5}}));
 
 TEST(BoxMomentsStrides, StridedAndReversedViewsAreHonoured) {
     // A 2-D view that takes every other column of a wider buffer, rows reversed.
@@ -100,6 +119,61 @@ TEST(BoxMomentsStrides, StridedAndReversedViewsAreHonoured) {
     auto out = nl::make_view(m2.data(), {9, 6});
     nl::box_moments(in, nl::Window{4, 3}, out);
     expect_close(m2, ref::box_mean(picked, {1, 1, 4, 3}, [](double v) { return v * v; }), "strided");
+}
+
+TEST(BoxMomentsStrides, ReversedVolumeMatchesItsCopy) {
+    // Every axis reversed: the input is read row by row, never as one contiguous run.
+    const ref::Array full = ref::random_array({1, 6, 7, 9}, 17);
+    ref::Array flipped;
+    flipped.shape = full.shape;
+    for (std::size_t a = 0; a < 6; ++a)
+        for (std::size_t b = 0; b < 7; ++b)
+            for (std::size_t c = 0; c < 9; ++c) flipped.v.push_back(full.v[full.at(0, 5 - a, 6 - b, 8 - c)]);
+    nl::ArrayView<const double> in;
+    in.data = full.v.data() + full.v.size() - 1;
+    in.ndim = 3;
+    in.shape = {6, 7, 9};
+    in.strides = {-63, -9, -1};
+    std::vector<double> m2(full.v.size()), m4(full.v.size());
+    nl::box_moments(in, nl::Window{3, 5, 4}, nl::make_view(m2.data(), {6, 7, 9}), nl::make_view(m4.data(), {6, 7, 9}));
+    expect_close(m2, ref::box_mean(flipped, {1, 3, 5, 4}, [](double v) { return v * v; }), "M^2");
+    expect_close(m4, ref::box_mean(flipped, {1, 3, 5, 4}, [](double v) { return v * v * v * v; }), "M^4");
+}
+
+TEST(BoxMomentsStrides, PaddedRowsGiveTheBitsOfContiguousOnes) {
+    // The same values contiguous (read as one run per slab) and with padded rows (read row
+    // by row): the same additions in the same order, so the same bits.
+    const ref::Array x = ref::random_array({1, 13, 11, 17}, 19, 0.0, 1e4);
+    std::vector<double> padded(13 * 11 * 20, -1.0);
+    for (std::size_t i = 0; i < x.v.size(); ++i) padded[(i / 17) * 20 + i % 17] = x.v[i];
+    nl::ArrayView<const double> loose;
+    loose.data = padded.data();
+    loose.ndim = 3;
+    loose.shape = {13, 11, 17};
+    loose.strides = {220, 20, 1};
+    const nl::Window w{5, 4, 6};
+    std::vector<double> a2(x.v.size()), a4(x.v.size()), b2(x.v.size()), b4(x.v.size());
+    nl::box_moments(view_of(x, 3), w, nl::make_view(a2.data(), {13, 11, 17}), nl::make_view(a4.data(), {13, 11, 17}));
+    nl::box_moments(loose, w, nl::make_view(b2.data(), {13, 11, 17}), nl::make_view(b4.data(), {13, 11, 17}));
+    EXPECT_EQ(a2, b2);
+    EXPECT_EQ(a4, b4);
+}
+
+TEST(BoxMomentsLanes, ARowsSumsDoNotDependOnTheRowsBesideIt) {
+    // Rows share vectors along the last axis, 4 at a time; the window leaves the row axis
+    // alone, so row 1's NaN must stay in row 1, also in the lanes of a later, partial
+    // group (row 4 alone) that still hold row 1's sums.
+    ref::Array x = ref::random_array({1, 1, 5, 20}, 23);
+    x.v[x.at(0, 0, 1, 7)] = std::nan("");
+    std::vector<double> m2(x.v.size());
+    nl::BoxOptions opt;
+    opt.threads = 1;
+    nl::box_moments(view_of(x, 2), nl::Window{1, 5}, nl::make_view(m2.data(), {5, 20}), {}, opt);
+    const auto want = ref::box_mean(x, {1, 1, 1, 5}, [](double v) { return v * v; });
+    for (std::size_t r : {0u, 2u, 3u, 4u})
+        for (std::size_t c = 0; c < 20; ++c)
+            ASSERT_NEAR(m2[r * 20 + c], want[r * 20 + c], 1e-11 * want[r * 20 + c]) << r << " " << c;
+    EXPECT_TRUE(std::isnan(m2[1 * 20 + 7]));
 }
 
 TEST(BoxMomentsMask, OnlyInMaskVoxelsContribute) {

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "noiselab/correct.hpp"
@@ -71,6 +73,83 @@ TEST(Correct, ValidationCountsRideAlong) {
     EXPECT_EQ(rep.zeros, 2u);
 }
 
+TEST(Correct, EveryVoxelIsCountedOnceWhateverTheWindowsAndThreads) {
+    // The sweep checks each input voxel when it first loads it: in the window a block of
+    // work starts from, or as it enters the window. Zeros, negatives, NaN and inf scattered
+    // through volumes of every kind, with windows short, long and longer than the axes.
+    struct Layout {
+        std::array<std::size_t, 4> shape;
+        std::size_t ndim;
+        nl::Window window;
+    };
+    const Layout layouts[] = {
+        {{1, 70, 9, 11}, 3, {10, 4, 3}},  {{1, 70, 9, 11}, 3, {1, 4, 3}},   {{1, 1, 75, 9}, 2, {7, 5}},
+        {{1, 1, 75, 9}, 2, {1, 5}},       {{1, 1, 1, 50}, 1, {9}},          {{9, 5, 6, 7}, 4, {3, 4, 2, 1}},
+        {{9, 5, 6, 7}, 4, {1, 4, 2, 3}},  {{1, 5, 3, 4}, 3, {13, 9, 11}},  {{1, 40, 6, 5}, 3, {2, 1, 1}}};
+    for (const Layout& lay : layouts) {
+        ref::Array x = ref::random_array(lay.shape, 47, -5.0, 50.0);
+        std::mt19937 gen(53);
+        for (auto& v : x.v) {
+            const unsigned r = gen() % 50;
+            if (r == 0) v = 0.0;
+            else if (r == 1) v = std::nan("");
+            else if (r == 2) v = INFINITY;
+        }
+        std::vector<std::uint8_t> mask(x.v.size());
+        for (auto& m : mask) m = gen() % 5 != 0;
+        std::vector<float> in = cast<float>(x.v);
+        nl::ArrayView<const float> iv;
+        iv.data = in.data();
+        iv.ndim = lay.ndim;
+        nl::ArrayView<const std::uint8_t> mv;
+        mv.data = mask.data();
+        mv.ndim = lay.ndim;
+        std::ptrdiff_t stride = 1;
+        for (std::size_t k = lay.ndim; k-- > 0;) {
+            iv.shape[k] = mv.shape[k] = lay.shape[4 - lay.ndim + k];
+            iv.strides[k] = mv.strides[k] = stride;
+            stride *= static_cast<std::ptrdiff_t>(iv.shape[k]);
+        }
+        for (bool masked : {false, true}) {
+            std::size_t n = 0, nonfinite = 0, negative = 0, zeros = 0;
+            double lo = INFINITY, hi = -INFINITY;
+            for (std::size_t i = 0; i < in.size(); ++i) {
+                if (masked && !mask[i]) continue;
+                const float v = in[i];
+                ++n;
+                nonfinite += !std::isfinite(v);
+                negative += v < 0;
+                zeros += v == 0;
+                if (v < lo) lo = v;
+                if (v > hi) hi = v;
+            }
+            for (int t : {1, 3}) {
+                for (auto method : {nl::Correction::moments, nl::Correction::lmmse}) {
+                    nl::CorrectionOptions opt;
+                    opt.threads = t;
+                    opt.method = method;
+                    if (masked) opt.mask = mv;
+                    std::vector<float> out(in.size());
+                    nl::ArrayView<float> ov;
+                    ov.data = out.data();
+                    ov.ndim = lay.ndim;
+                    ov.shape = iv.shape;
+                    ov.strides = iv.strides;
+                    const auto rep = nl::correct(iv, ov, 2.0, lay.window, opt);
+                    const std::string where = std::to_string(lay.ndim) + "-D " + std::to_string(in.size()) +
+                                              (masked ? " masked" : "") + ", threads " + std::to_string(t);
+                    EXPECT_EQ(rep.n, n) << where;
+                    EXPECT_EQ(rep.nonfinite, nonfinite) << where;
+                    EXPECT_EQ(rep.negative, negative) << where;
+                    EXPECT_EQ(rep.zeros, zeros) << where;
+                    EXPECT_EQ(rep.min, lo) << where;
+                    EXPECT_EQ(rep.max, hi) << where;
+                }
+            }
+        }
+    }
+}
+
 TEST(Correct, MaskedVoxelsPassThroughBitIdentical) {
     const ref::Array x = ref::random_array({1, 1, 10, 10}, 5, 0.0, 50.0);
     std::vector<std::uint8_t> mask(100);
@@ -124,6 +203,98 @@ TEST(Correct, ThreadCountDoesNotChangeABit) {
                 EXPECT_TRUE(std::equal(out.begin(), out.end(), base.begin() + static_cast<std::ptrdiff_t>(off)))
                     << t << " threads";
             }
+        }
+    }
+}
+
+TEST(Correct, MaskedLmmseMatchesTheFormulaIn3D) {
+    const ref::Array x = ref::random_array({1, 9, 10, 11}, 29, 0.0, 20.0);
+    std::vector<unsigned char> keep(x.v.size());
+    std::mt19937 gen(31);
+    for (auto& k : keep) k = gen() % 4 != 0;
+    const std::vector<std::uint8_t> mask(keep.begin(), keep.end());
+    const double sigma = 3.0, N = 2;
+    const auto m2 = ref::box_mean(x, {1, 3, 4, 5}, [](double v) { return v * v; }, keep);
+    const auto m4 = ref::box_mean(x, {1, 3, 4, 5}, [](double v) { return v * v * v * v; }, keep);
+    nl::CorrectionOptions opt;
+    opt.method = nl::Correction::lmmse;
+    opt.coils = 2;
+    opt.mask = nl::make_view<const std::uint8_t>(mask.data(), {9, 10, 11});
+    std::vector<float> in = cast<float>(x.v), out(in.size());
+    const auto rep = nl::correct(nl::make_view<const float>(in.data(), {9, 10, 11}),
+                                 nl::make_view(out.data(), {9, 10, 11}), sigma, nl::Window{3, 4, 5}, opt);
+    std::size_t clamped = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (!mask[i]) {
+            ASSERT_EQ(out[i], in[i]) << i;
+            continue;
+        }
+        const double v = in[i];
+        const double var = m4[i] - m2[i] * m2[i];
+        const double gain = 1 - 4 * sigma * sigma * (m2[i] - N * sigma * sigma) / var;
+        const double k = var > 0 ? std::clamp(gain, 0.0, 1.0) : 0.0;
+        const double a2 = m2[i] - 2 * N * sigma * sigma + k * (v * v - m2[i]);
+        clamped += a2 < 0;
+        ASSERT_NEAR(out[i], std::sqrt(std::max(a2, 0.0)), 1e-5 * (1 + out[i])) << i;
+    }
+    EXPECT_EQ(rep.clamped, clamped);
+    EXPECT_GT(clamped, 0u);
+}
+
+TEST(Correct, LmmseWithNoGainIsMomentsToTheBit) {
+    // M in [99, 101]: the variance of M^2 is at most 200^2, below 4 sigma^2 (<M^2> - sigma^2)
+    // for sigma = 1.5, so K clamps to 0 everywhere and lmmse must give the moments bits.
+    const ref::Array x = ref::random_array({1, 12, 13, 35}, 37, 99.0, 101.0);
+    std::vector<float> in = cast<float>(x.v), a(in.size()), b(in.size());
+    const auto iv = nl::make_view<const float>(in.data(), {12, 13, 35});
+    nl::CorrectionOptions opt;
+    nl::correct(iv, nl::make_view(a.data(), {12, 13, 35}), 1.5, nl::Window{3, 4, 5}, opt);
+    opt.method = nl::Correction::lmmse;
+    nl::correct(iv, nl::make_view(b.data(), {12, 13, 35}), 1.5, nl::Window{3, 4, 5}, opt);
+    EXPECT_EQ(a, b);
+}
+
+TEST(Correct, OneRootOutsideFloatSendsOnlyItsStretchToTheExactPath) {
+    // One A^2 above FLT_MAX among ordinary ones: the stretch of the row that holds it is done
+    // again, with the double root where the float one does not fit. Every voxel must still
+    // be the float root of A^2 where A^2 is a normal float, the rounded double root elsewhere.
+    const ref::Array x = ref::random_array({1, 1, 2, 600}, 41, 1.0, 100.0);
+    std::vector<float> in = cast<float>(x.v);
+    in[600 + 300] = 3e19f;  // A^2 = 9e38 > FLT_MAX
+    for (auto method : {nl::Correction::moments, nl::Correction::lmmse}) {
+        nl::CorrectionOptions opt;
+        opt.method = method;
+        std::vector<float> out(in.size());
+        nl::correct(nl::make_view<const float>(in.data(), {2, 600}), nl::make_view(out.data(), {2, 600}), 0.5,
+                    nl::Window{1, 1}, opt);
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            const double v = in[i];
+            const double a2 = std::max(v * v - 0.5, 0.0);
+            const bool fits = a2 <= std::numeric_limits<float>::max();
+            ASSERT_EQ(out[i], fits ? std::sqrt(static_cast<float>(a2)) : static_cast<float>(std::sqrt(a2))) << i;
+        }
+    }
+}
+
+TEST(Correct, FourDimensionalAndMaskedSweepsAreThreadIndependent) {
+    // Volumes last (a window of 1 on the last axis) and a mask, lmmse: every block of work
+    // restarts its running sums, so the thread count cannot change a bit.
+    const ref::Array x = ref::random_array({17, 6, 5, 8}, 43, 0.0, 1000.0);
+    std::vector<float> in = cast<float>(x.v);
+    std::vector<std::uint8_t> mask(in.size());
+    for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = i % 7 != 0;
+    for (bool masked : {false, true}) {
+        std::vector<float> base;
+        for (int t : {1, 2, 3}) {
+            nl::CorrectionOptions opt;
+            opt.threads = t;
+            opt.method = nl::Correction::lmmse;
+            if (masked) opt.mask = nl::make_view<const std::uint8_t>(mask.data(), {17, 6, 5, 8});
+            std::vector<float> out(in.size());
+            nl::correct(nl::make_view<const float>(in.data(), {17, 6, 5, 8}), nl::make_view(out.data(), {17, 6, 5, 8}),
+                        60.0, nl::Window{10, 3, 4, 1}, opt);
+            if (base.empty()) base = out;
+            else EXPECT_EQ(out, base) << t << " threads, masked " << masked;
         }
     }
 }

@@ -5,17 +5,21 @@
 // an index j outside [0, n) reflects with period 2n ("d c b a | a b c d | d c b a"),
 // which also covers windows longer than the axis.
 //
-// Memory order (see shared KERNEL notes): the slowest windowed axis is walked
-// slab by slab with a running sum of slabs in one double buffer; the next axis
-// runs a running sum of rows of that buffer, and the last axis a running sum
-// along the row. Each input voxel is read from memory about once and the output
-// written once, so the whole correction costs a few volume passes, not ten.
+// Memory order: each windowed axis before the last keeps a running sum of slabs, one
+// double buffer of the sub-volume after it, moved from one index to the next by adding a
+// slab and dropping one. Along the last axis a running sum is a serial chain of additions,
+// which no SIMD unit speeds up; so rows go through `lanes` at a time, transposed in cache
+// (one row per lane), their running sums advancing together, and transposed back. Each
+// input voxel is read from main memory about once and the output written once, and every
+// pass over a row is a vector loop.
 //
 // Precision: sums run in double. For 16-bit data, M^2 sums are exact. M^4 spans
 // (A/sigma)^4, and plain running sums would keep rounding residue from bright tissue in
 // the background after it (10% error in the local variance at A/sigma = 2e4), so the
-// running sums of M^4 (LMMSE) carry a compensation term (TwoSum); those of M^2 are the
-// same as without M^4, so LMMSE with K = 0 equals the moments correction to the bit.
+// running sums of M^4 (LMMSE) carry a compensation term (TwoSum) on every axis; those of
+// M^2 are the same as without M^4, so LMMSE with K = 0 equals the moments correction to
+// the bit. Every operation on a lane is the same IEEE operation whatever the vector width,
+// so the portable and the AVX2 builds give the same bits (with -ffp-contract=off).
 //
 // Determinism: the outermost axis is cut into blocks whose size depends only on
 // the shape and window, never on the thread count, and every block restarts its
@@ -38,6 +42,16 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+
+// The lanes loops keep their sums in registers only as functions of their own: inlined
+// into the row loop (GCC 12), they run 30% slower.
+#if defined(__GNUC__)
+#define NOISELAB_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define NOISELAB_NOINLINE __declspec(noinline)
+#else
+#define NOISELAB_NOINLINE
 #endif
 
 namespace noiselab {
@@ -65,6 +79,30 @@ inline bool has_openmp() {
 
 namespace detail {
 
+/// Asks for the first bytes of a row that a later step reads (or writes, `write`): the
+/// sweep interleaves several streams (two input slabs, the output, the running buffers),
+/// and the hardware prefetchers alone leave it waiting on memory a third of the time.
+inline void prefetch_row(const void* row, std::size_t bytes, bool write) {
+#if defined(__GNUC__)
+    const char* p = static_cast<const char*>(row);
+    const std::size_t n = std::min<std::size_t>(bytes, 4096);
+    for (std::size_t b = 0; b < n; b += 64) {
+        if (write) __builtin_prefetch(p + b, 1);
+        else __builtin_prefetch(p + b, 0);
+    }
+    // A prefetch changes no value: without this, GCC finds the callers free of side
+    // effects and drops their calls.
+    asm volatile("" : : "r"(p));
+#else
+    (void)row, (void)bytes, (void)write;
+#endif
+}
+
+/// How many rows of `row_bytes` ahead to prefetch: about 4 KiB ahead.
+inline std::size_t rows_ahead(std::size_t row_bytes) {
+    return std::clamp<std::size_t>(4096 / std::max<std::size_t>(row_bytes, 1), 1, 16);
+}
+
 /// scipy's "reflect": period 2n, edge sample repeated.
 inline std::size_t reflect_index(std::ptrdiff_t j, std::size_t n) {
     const auto period = static_cast<std::ptrdiff_t>(2 * n);
@@ -83,11 +121,6 @@ struct AxisPlan {
     std::vector<std::size_t> add, sub;
     // The window of output 0 as (sample, multiplicity) pairs.
     std::vector<std::pair<std::size_t, double>> start0;
-    // Along the innermost axis the running sum is a serial chain of additions; four
-    // segments with their own start windows give four independent chains.
-    static constexpr std::size_t segments = 4;
-    std::size_t seg_len = 0;  // 0: one chain only
-    std::array<std::vector<std::pair<std::size_t, double>>, segments> seg_start;
 
     AxisPlan() = default;
     AxisPlan(std::size_t n_, std::size_t w_) : n(n_), w(w_), active(n_ > 1 && w_ > 1) {
@@ -102,10 +135,6 @@ struct AxisPlan {
             sub[i] = reflect_index(ii - h, n);
         }
         start0 = window_at(0);
-        if (n >= 64) {
-            seg_len = (n + segments - 1) / segments;
-            for (std::size_t k = 0; k < segments; ++k) seg_start[k] = window_at(k * seg_len);
-        }
     }
 
     /// Multiplicity of each sample in the window of output `s`. O(n), whatever w is:
@@ -122,6 +151,11 @@ struct AxisPlan {
         return out;
     }
 };
+
+/// Rows of the last axis summed side by side, one per lane: the running sum along a row
+/// is a serial chain, but `lanes` rows give `lanes` independent chains that vectorise.
+/// A constant of the algorithm, not of the machine, so every build adds the same numbers.
+inline constexpr std::size_t lanes = 4;
 
 /// A view padded to 4-D by leading axes of extent 1.
 template <class T>
@@ -188,8 +222,10 @@ struct Geometry {
         if (par_axis >= 0) {
             const std::size_t np = n[par_axis];
             // Restarting a running sum costs one window of slabs, so active axes get
-            // blocks of 8..32 slabs; inactive ones can split at every index.
+            // blocks of 8..32 slabs; inactive ones can split at every index, except
+            // rows, which go through the last axis `lanes` at a time.
             block = plan[par_axis].active ? std::clamp<std::size_t>((np + 7) / 8, 8, 32) : 1;
+            if (par_axis == 2) block = (block + lanes - 1) / lanes * lanes;
             nblocks = (np + block - 1) / block;
             if (plan[par_axis].active)
                 for (std::size_t b = 0; b < nblocks; ++b) block_start.push_back(plan[par_axis].window_at(b * block));
@@ -213,35 +249,78 @@ inline void two_add(double& s, double& c, double x) {
     s = t;
 }
 
-/// Per-thread scratch: one running buffer per active outer axis, and row buffers. With
-/// compensation each buffer holds the C channels, then the last channel's compensation.
-template <std::size_t C, bool Comp>
-struct SweepScratch {
-    static constexpr std::size_t planes = C + (Comp ? 1 : 0);
-    std::array<std::vector<double>, 3> level;
-    std::vector<double> ra, rb, sums;
+/// Whether weight * v rounds for no v: weight, a window multiplicity, is a power of two
+/// (it is but for windows longer than twice their axis). Then the compensated sums need no
+/// fused multiply-add for the product's error, which the portable build would call from libm.
+inline bool exact_product(double weight) {
+    int e = 0;
+    return std::frexp(weight, &e) == 0.5;
+}
 
-    void reserve(const Geometry& g) {
-        for (int d = 0; d < 3; ++d)
-            if (g.plan[d].active) level[d].assign(planes * g.inner[d], 0.0);
-        ra.assign(C * g.n[3], 0.0);
-        if (Comp) rb.assign(C * g.n[3], 0.0);
-        sums.assign(C * g.n[3], 0.0);
-    }
-};
+/// s + c += a - b, compensated: a - b = d + e exactly (TwoSum), then two_add(s, c, d). The
+/// difference does not depend on s, so a running sum chains through one addition per step.
+inline void add_diff(double& s, double& c, double a, double b) {
+    const double d = a - b;
+    const double z = d - a;
+    const double e = (a - (d - z)) - (b + z);
+    two_add(s, c, d);
+    c += e;
+}
 
-/// The sweep. `Src::load(idx, dst, cstride)` writes the C channel values of the input
-/// row idx (planar: channel c at dst + c * cstride); `Src::accumulate(ia, is, weight, dst,
-/// cstride)` adds weight * row ia to dst, or row ia minus row is when weight is 0.
-/// `Sink::operator()(stats, idx, sums, cstride, inv_volume)` receives the window sums
-/// of that row. With `Src::compensated`, the running sums of the last channel carry a
-/// compensation term; the others are summed exactly as without it.
+/// The sweep. `Src` gives the C channel values of an input voxel: `Src::row(idx)` points
+/// at row idx, `Src::unit()` says whether rows have unit strides, and
+/// `Src::values<Unit>(row, x, v)` writes the channels of voxel x to v[0..C).
+/// `Sink::operator()(stats, idx, sums, cstride, inv_volume)` receives the window sums of
+/// row idx (planar: channel c at sums + c * cstride), and `Sink::check<Unit>(stats, p, m,
+/// len)` sees each input voxel once, when the sweep first loads it (input at p, mask at m,
+/// `len` voxels of a row or of a contiguous run of rows). With `Src::compensated`, the
+/// running sums of the last channel carry a compensation term; the others are summed
+/// exactly as without it.
+///
+/// Each active axis before the last keeps a running sum over its window: a buffer of the
+/// sub-volume after it (one plane per channel, then the compensation), moved from one
+/// index to the next by adding a slab and dropping one. Rows (axis 2) go through in groups
+/// of `lanes`; along the last axis a group is transposed, summed with one row per lane
+/// (independent chains that vectorise, where one row is a serial chain), and transposed
+/// back.
 template <std::size_t C, class Src, class Sink>
 class Sweep {
 public:
     using Stats = typename Sink::Stats;
     static constexpr bool Comp = Src::compensated;
-    using Scratch = SweepScratch<C, Comp>;
+    static constexpr std::size_t planes = C + (Comp ? 1 : 0);
+    using Index = std::array<std::size_t, 3>;
+    using Start = std::vector<std::pair<std::size_t, double>>;
+
+    // How a running buffer moves to its current index: restart from a whole window, or
+    // add slab `add` and drop slab `sub`. Slabs in [fresh, fresh_end) of the input are
+    // read for the first time in this block: the sink checks them.
+    struct Step {
+        const Start* start = nullptr;
+        std::size_t add = 0, sub = 0;
+        std::size_t fresh = 0, fresh_end = 0;
+    };
+
+    // Per-thread scratch, allocated before the parallel region.
+    struct Scratch {
+        std::array<std::vector<double>, 3> level;  // planes x inner[d], for active axes
+        std::array<std::size_t, 3> checked{};        // slabs of the input checked so far, per axis
+        // lanes rows x C channels x nx: a group's sums over axes 0..2, then, channel by
+        // channel as they are transposed, over the whole window.
+        std::vector<double> rows;
+        std::vector<double> across, across_sums;  // nx x lanes: one channel, lanes = rows
+
+        void reserve(const Geometry& g) {
+            for (int d = 0; d < 3; ++d)
+                if (g.plan[d].active) level[d].assign(planes * g.inner[d], 0.0);
+            const std::size_t nx = g.n[3];
+            rows.assign(lanes * C * nx, 0.0);
+            if (g.plan[3].active) {
+                across.assign(nx * lanes, 0.0);
+                across_sums.assign(nx * lanes, 0.0);
+            }
+        }
+    };
 
     Sweep(const Geometry& g, const Src& src, const Sink& sink) : g_(g), src_(src), sink_(sink) {}
 
@@ -276,7 +355,7 @@ private:
     const Sink& sink_;
 
     void run_block(Scratch& st, std::size_t b, Stats& stats) const {
-        std::array<std::size_t, 3> idx{0, 0, 0};
+        Index idx{0, 0, 0};
         if (g_.par_axis < 0) {
             level(st, 0, idx, 0, 1, stats);
             return;
@@ -286,72 +365,99 @@ private:
         level(st, g_.par_axis, idx, begin, end, stats);
     }
 
-    void level(Scratch& st, int d, std::array<std::size_t, 3>& idx, std::size_t begin,
-               std::size_t end, Stats& stats) const {
-        if (d == 3) {
-            final_row(st, idx, stats);
-            return;
-        }
+    // The step that brings axis d's running buffer to index i of a run over [begin, end).
+    // Where the level reads the input, each slab of [begin, end) is checked once: in the
+    // window the run starts from, or when it enters the window (slabs enter in increasing
+    // order; at the far edge the reflection brings back slabs already seen).
+    Step step_to(Scratch& st, int d, std::size_t i, std::size_t begin, std::size_t end) const {
         const AxisPlan& p = g_.plan[d];
-        if (!p.active) {
-            for (std::size_t i = begin; i < end; ++i) {
-                idx[d] = i;
-                level(st, d + 1, idx, 0, g_.n[d + 1], stats);
-            }
+        const bool reads_input = g_.prev_active[d] < 0;
+        if (i == begin) {
+            // Only the parallel axis starts elsewhere than 0, at a block boundary.
+            const Start& start = begin == 0 ? p.start0 : g_.block_start[begin / g_.block];
+            st.checked[d] = begin;  // one past the last slab checked
+            for (const auto& entry : start)
+                if (entry.first < end) st.checked[d] = std::max(st.checked[d], entry.first + 1);
+            return Step{&start, 0, 0, reads_input ? begin : 0, reads_input ? end : 0};
+        }
+        Step s{nullptr, p.add[i - 1], p.sub[i - 1], 0, 0};
+        if (reads_input && s.add >= st.checked[d] && s.add < end) {
+            s.fresh = s.add;
+            s.fresh_end = s.add + 1;
+            st.checked[d] = s.add + 1;
+        }
+        return s;
+    }
+
+    void level(Scratch& st, int d, Index& idx, std::size_t begin, std::size_t end, Stats& stats) const {
+        if (d == 2) {
+            rows(st, idx, begin, end, stats);
             return;
         }
-        double* buf = st.level[d].data();
         for (std::size_t i = begin; i < end; ++i) {
-            if (i == begin) {
-                std::fill(st.level[d].begin(), st.level[d].end(), 0.0);
-                // Only the parallel axis starts elsewhere than 0, at a block boundary.
-                const auto& start = begin == 0 ? p.start0 : g_.block_start[begin / g_.block];
-                for (const auto& [j, weight] : start) accumulate(st, d, idx, j, j, weight, buf);
-            } else {
-                accumulate(st, d, idx, p.add[i - 1], p.sub[i - 1], 0.0, buf);
-            }
             idx[d] = i;
+            if (g_.plan[d].active) apply(st, d, idx, step_to(st, d, i, begin, end), stats);
             level(st, d + 1, idx, 0, g_.n[d + 1], stats);
         }
     }
 
-    // weight != 0: buf += weight * slab(a). weight == 0: buf += slab(a) - slab(s).
-    void accumulate(Scratch& st, int d, const std::array<std::size_t, 3>& idx,
-                    std::size_t a, std::size_t s, double weight, double* buf) const {
+    // Moves level d's buffer (all of the sub-volume after axis d) by one step.
+    void apply(Scratch& st, int d, const Index& idx, const Step& s, Stats& stats) const {
         const std::size_t len = g_.inner[d];
+        double* buf = st.level[d].data();
+        if (s.start != nullptr) {
+            std::fill(buf, buf + planes * len, 0.0);
+            for (const auto& [j, weight] : *s.start)
+                add_slabs(st, d, idx, j, j, weight, buf, j >= s.fresh && j < s.fresh_end, stats);
+        } else {
+            add_slabs(st, d, idx, s.add, s.sub, 0.0, buf, s.fresh_end > s.fresh, stats);
+        }
+    }
+
+    // weight != 0: buf += weight * slab(a). weight == 0: buf += slab(a) - slab(s). Slabs are
+    // indices of axis d in the level before d, or in the input (then, with `fresh`, slab a
+    // is checked as it is read).
+    void add_slabs(Scratch& st, int d, const Index& idx, std::size_t a, std::size_t s, double weight,
+                   double* buf, bool fresh, Stats& stats) const {
+        const std::size_t ps = g_.inner[d], len = ps;
         const int p = g_.prev_active[d];
         if (p >= 0) {
             const double* prev = st.level[p].data();
-            const std::size_t plen = g_.inner[p];
-            const std::size_t oa = g_.linear(idx, p + 1, d, a) * len;
-            const std::size_t os = g_.linear(idx, p + 1, d, s) * len;
+            const std::size_t pps = g_.inner[p];
+            const double* pa = prev + g_.linear(idx, p + 1, d, a) * ps;
+            const double* pr = prev + g_.linear(idx, p + 1, d, s) * ps;
+            // Channel by channel: loops over one plane each vectorise.
             for (std::size_t c = 0; c < C; ++c) {
-                if (Comp && c + 1 == C) {
-                    const double* pc = prev + C * plen;  // the compensation of the last channel
-                    add_line_comp(buf + c * len, buf + C * len, prev + c * plen + oa, pc + oa, prev + c * plen + os,
-                                  pc + os, len, weight);
-                } else {
-                    add_line(buf + c * len, prev + c * plen + oa, prev + c * plen + os, len, weight);
-                }
+                if (Comp && c + 1 == C)
+                    comp_line(buf + c * ps, buf + C * ps, pa + c * pps, pa + C * pps, pr + c * pps, pr + C * pps,
+                              len, weight);
+                else
+                    plain_line(buf + c * ps, pa + c * pps, pr + c * pps, len, weight);
             }
             return;
         }
-        // Straight from the input, row by row over the axes after d.
+        // Straight from the input, row by row over the axes after d, or in one run where
+        // the input holds them contiguously (short rows cost more in overhead than in sums).
         const std::size_t nx = g_.n[3];
-        std::array<std::size_t, 3> ra = idx, rs = idx;
+        Index ra = idx, rs = idx;
         ra[d] = a;
         rs[d] = s;
         for (int e = d + 1; e < 3; ++e) ra[e] = rs[e] = 0;
-        for (std::size_t row = 0; row < len / nx; ++row) {
-            if constexpr (Comp) {
-                src_.load(ra, st.ra.data(), nx);
-                if (weight == 0.0) src_.load(rs, st.rb.data(), nx);
-                for (std::size_t c = 0; c + 1 < C; ++c)
-                    add_line(buf + c * len + row * nx, st.ra.data() + c * nx, st.rb.data() + c * nx, nx, weight);
-                add_line_comp(buf + (C - 1) * len + row * nx, buf + C * len + row * nx, st.ra.data() + (C - 1) * nx,
-                              nullptr, st.rb.data() + (C - 1) * nx, nullptr, nx, weight);
+        const std::size_t run = src_.contiguous_after(d) ? len : nx;
+        const std::size_t ahead = rows_ahead(nx * sizeof(typename Src::value_type));
+        for (std::size_t done = 0; done < len; done += run) {
+            // The hardware prefetchers keep up with one long run, not with rows of several
+            // streams interleaved with the rest of the sweep.
+            if (run == nx && weight == 0.0 && ra[2] + ahead < g_.n[2]) {
+                src_.prefetch(Index{ra[0], ra[1], ra[2] + ahead});
+                src_.prefetch(Index{rs[0], rs[1], rs[2] + ahead});
+            }
+            if (src_.unit()) {
+                input_line<true>(buf + done, ps, src_.row(ra), src_.row(rs), run, weight);
+                if (fresh) sink_.template check<true>(stats, src_.row(ra).p, src_.row(ra).m, run);
             } else {
-                src_.accumulate(ra, rs, weight, buf + row * nx, len);
+                input_line<false>(buf + done, ps, src_.row(ra), src_.row(rs), run, weight);
+                if (fresh) sink_.template check<false>(stats, src_.row(ra).p, src_.row(ra).m, run);
             }
             for (int e = 2; e > d; --e) {  // odometer over the axes after d
                 if (++ra[e] < g_.n[e]) {
@@ -363,8 +469,43 @@ private:
         }
     }
 
-    static void add_line(double* __restrict dst, const double* __restrict a,
-                         const double* __restrict s, std::size_t len, double weight) {
+    template <bool Unit>
+    void input_line(double* buf, std::size_t ps, const typename Src::Row& ra, const typename Src::Row& rs,
+                    std::size_t len, double weight) const {
+        if (weight != 0.0) {
+            if (exact_product(weight)) weighted_line<Unit, true>(buf, ps, ra, len, weight);
+            else weighted_line<Unit, false>(buf, ps, ra, len, weight);
+            return;
+        }
+        for (std::size_t x = 0; x < len; ++x) {
+            double va[C], vs[C];
+            src_.template values<Unit>(ra, x, va);
+            src_.template values<Unit>(rs, x, vs);
+            add_step(buf, ps, x, va, vs);
+        }
+    }
+
+    // buf += weight * row; with `Exact`, weight * v rounds for no v.
+    template <bool Unit, bool Exact>
+    void weighted_line(double* buf, std::size_t ps, const typename Src::Row& ra, std::size_t len,
+                       double weight) const {
+        for (std::size_t x = 0; x < len; ++x) {
+            double v[C];
+            src_.template values<Unit>(ra, x, v);
+            for (std::size_t c = 0; c < C; ++c) {
+                const double p = weight * v[c];
+                if (Comp && c + 1 == C) {
+                    two_add(buf[c * ps + x], buf[C * ps + x], p);
+                    if constexpr (!Exact) buf[C * ps + x] += std::fma(weight, v[c], -p);
+                } else {
+                    buf[c * ps + x] += p;
+                }
+            }
+        }
+    }
+
+    static void plain_line(double* __restrict dst, const double* __restrict a, const double* __restrict s,
+                           std::size_t len, double weight) {
         if (weight != 0.0) {
             for (std::size_t e = 0; e < len; ++e) dst[e] += weight * a[e];
         } else {
@@ -372,116 +513,227 @@ private:
         }
     }
 
-    // add_line with compensation: (dst, dstc) += weight * (a, ac), or (a, ac) - (s, sc).
-    // Null ac/sc: inputs straight from the image, with nothing to carry.
-    static void add_line_comp(double* dst, double* dstc, const double* a, const double* ac, const double* s,
-                              const double* sc, std::size_t len, double weight) {
-        for (std::size_t e = 0; e < len; ++e) {
-            if (weight != 0.0) {
-                const double x = weight * a[e];
+    // plain_line for the compensated channel of a level: its inputs are value + compensation.
+    static void comp_line(double* __restrict dst, double* __restrict dstc, const double* __restrict a,
+                          const double* __restrict ac, const double* __restrict s, const double* __restrict sc,
+                          std::size_t len, double weight) {
+        if (weight != 0.0 && exact_product(weight)) {
+            for (std::size_t e = 0; e < len; ++e) two_add(dst[e], dstc[e], weight * (a[e] + ac[e]));
+        } else if (weight != 0.0) {
+            for (std::size_t e = 0; e < len; ++e) {
+                const double v = a[e] + ac[e];
+                const double x = weight * v;
                 two_add(dst[e], dstc[e], x);
-                dstc[e] += std::fma(weight, a[e], -x) + (ac ? weight * ac[e] : 0.0);
-            } else {
-                two_add(dst[e], dstc[e], a[e]);
-                two_add(dst[e], dstc[e], -s[e]);
-                if (ac) dstc[e] += ac[e] - sc[e];
+                dstc[e] += std::fma(weight, v, -x);  // the product's error
+            }
+        } else {
+            for (std::size_t e = 0; e < len; ++e) {
+                add_diff(dst[e], dstc[e], a[e] + ac[e], s[e] + sc[e]);
             }
         }
     }
 
-    // x_sums with compensation; o[i] is the rounded sum of value and compensation.
-    static void x_sums_comp(const AxisPlan& px, const double* r, const double* rc, double* o) {
-        const std::size_t nx = px.n;
-        double acc = 0.0, comp = 0.0;
-        for (const auto& [j, weight] : px.start0) {
-            two_add(acc, comp, weight * r[j]);
-            comp += std::fma(weight, r[j], -(weight * r[j])) + (rc ? weight * rc[j] : 0.0);
-        }
-        o[0] = acc + comp;
-        for (std::size_t i = 0; i + 1 < nx; ++i) {
-            two_add(acc, comp, r[px.add[i]]);
-            two_add(acc, comp, -r[px.sub[i]]);
-            if (rc) comp += rc[px.add[i]] - rc[px.sub[i]];
-            o[i + 1] = acc + comp;
+    // A level passes on its sums rounded to one double: the compensation has done its
+    // work (no residue of what left the window), and the next level compensates its own.
+    static void level_values(const double* p, std::size_t ps, std::size_t e, double* v) {
+        for (std::size_t c = 0; c < C; ++c) v[c] = p[c * ps + e];
+        if constexpr (Comp) v[C - 1] += p[C * ps + e];
+    }
+
+    static void add_step(double* buf, std::size_t ps, std::size_t e, const double* va, const double* vs) {
+        for (std::size_t c = 0; c < C; ++c) {
+            if (Comp && c + 1 == C) {
+                add_diff(buf[c * ps + e], buf[C * ps + e], va[c], vs[c]);
+            } else {
+                buf[c * ps + e] += va[c] - vs[c];
+            }
         }
     }
 
-    // Window sums along the last axis: o[i] = sum of r over the window of output i.
-    static void x_sums(const AxisPlan& px, const double* r, double* o) {
-        const std::size_t nx = px.n;
-        auto start = [&](const std::vector<std::pair<std::size_t, double>>& win) {
-            double acc = 0.0;
-            for (const auto& [j, weight] : win) acc += weight * r[j];
-            return acc;
-        };
-        if (px.seg_len == 0) {
-            double acc = start(px.start0);
-            o[0] = acc;
-            for (std::size_t i = 0; i + 1 < nx; ++i) {
-                acc += r[px.add[i]] - r[px.sub[i]];
-                o[i + 1] = acc;
+    // Rows [begin, end) of axis 2: their sums over axes 0..2, then over the last axis
+    // (`lanes` rows at a time), then the sink.
+    void rows(Scratch& st, Index& idx, std::size_t begin, std::size_t end, Stats& stats) const {
+        const std::size_t nx = g_.n[3];
+        if (!g_.plan[3].active) {
+            for (std::size_t y = begin; y < end; ++y) {
+                idx[2] = y;
+                const Sums r = row_sums(st, idx, y, begin, end, st.rows.data(), stats);
+                sink_(stats, idx, r.p, r.cs, g_.inv_volume);
             }
             return;
         }
-        constexpr std::size_t K = AxisPlan::segments;
-        const std::size_t L = px.seg_len;
-        double acc[K];
-        for (std::size_t k = 0; k < K; ++k) {
-            acc[k] = start(px.seg_start[k]);
-            o[k * L] = acc[k];
+        const std::size_t stride = C * nx;  // from one row of the group to the next
+        const AxisPlan& py = g_.plan[2];
+        const int q = g_.prev_active[2];
+        for (std::size_t g0 = begin; g0 < end; g0 += lanes) {
+            const std::size_t live = std::min(lanes, end - g0);
+            if (!Comp && py.active && q >= 0 && live == lanes && g0 != begin) {
+                // The common case: the running sums over axis 2 go straight into the lanes.
+                // (Compensated sums would chain four TwoSums per element there: slower than
+                // row by row.)
+                for (std::size_t c = 0; c < C; ++c) {
+                    step_lanes(st, idx, g0, c, st.across.data());
+                    across_plain(st.across.data(), st.across_sums.data());
+                    from_lanes(st.across_sums.data(), st.rows.data() + c * nx, stride, nx);
+                }
+            } else {
+                for (std::size_t l = 0; l < live; ++l) {
+                    idx[2] = g0 + l;
+                    double* row = st.rows.data() + l * stride;
+                    const Sums r = row_sums(st, idx, g0 + l, begin, end, row, stats);
+                    if (r.p != row) copy_sums(r, row, nx);
+                }
+                // Rows past `live` hold stale finite or NaN values: their lanes are summed
+                // alongside but never read.
+                for (std::size_t c = 0; c < C; ++c) {
+                    to_lanes(st.rows.data() + c * nx, stride, st.across.data(), nx);
+                    if (Comp && c + 1 == C) across_comp(st.across.data(), st.across_sums.data());
+                    else across_plain(st.across.data(), st.across_sums.data());
+                    from_lanes(st.across_sums.data(), st.rows.data() + c * nx, stride, nx);
+                }
+            }
+            for (std::size_t l = 0; l < live; ++l) {
+                idx[2] = g0 + l;
+                sink_(stats, idx, st.rows.data() + l * stride, nx, g_.inv_volume);
+            }
         }
-        const std::size_t last = nx - (K - 1) * L;  // the last segment may be shorter
-        std::size_t t = 0;
-        for (; t + 1 < last; ++t)
-            for (std::size_t k = 0; k < K; ++k) {
-                const std::size_t i = k * L + t;
-                acc[k] += r[px.add[i]] - r[px.sub[i]];
-                o[i + 1] = acc[k];
-            }
-        for (std::size_t k = 0; k + 1 < K; ++k)
-            for (std::size_t u = t; u + 1 < L; ++u) {
-                const std::size_t i = k * L + u;
-                acc[k] += r[px.add[i]] - r[px.sub[i]];
-                o[i + 1] = acc[k];
-            }
     }
 
-    void final_row(Scratch& st, const std::array<std::size_t, 3>& idx, Stats& stats) const {
-        const std::size_t nx = g_.n[3];
-        const int q = g_.prev_active[3];
-        const double* row;
-        const double* rowc = nullptr;  // the last channel's compensation, when there is one
+    // A row's channels, c at p + c * cs.
+    struct Sums {
+        const double* p;
         std::size_t cs;
-        if (q < 0) {
-            src_.load(idx, st.ra.data(), nx);
-            row = st.ra.data();
-            cs = nx;
+    };
+
+    // The sums of row y over axes 0..2 (rows [begin, end) in this run): where they are, or
+    // in `row` (C planes of nx) when they must be read from the input or rounded from a
+    // compensated level.
+    Sums row_sums(Scratch& st, const Index& idx, std::size_t y, std::size_t begin, std::size_t end, double* row,
+                  Stats& stats) const {
+        const std::size_t nx = g_.n[3];
+        const int q = g_.prev_active[2];
+        Sums r{row, nx};
+        if (g_.plan[2].active) {
+            apply(st, 2, idx, step_to(st, 2, y, begin, end), stats);
+            r = {st.level[2].data(), nx};
+        } else if (q >= 0) {
+            r = {st.level[q].data() + g_.linear(idx, q + 1, 2, y) * nx, g_.inner[q]};
+        } else if (src_.unit()) {
+            input_row<true>(idx, row, nx);
+            sink_.template check<true>(stats, src_.row(idx).p, src_.row(idx).m, nx);
         } else {
-            row = st.level[q].data() + g_.linear(idx, q + 1, 2, idx[2]) * nx;
-            cs = g_.inner[q];
-            if (Comp) rowc = row + C * cs;
+            input_row<false>(idx, row, nx);
+            sink_.template check<false>(stats, src_.row(idx).p, src_.row(idx).m, nx);
         }
-        const AxisPlan& px = g_.plan[3];
-        double* out = st.sums.data();
-        if (px.active) {
-            for (std::size_t c = 0; c < C; ++c) {
-                if (Comp && c + 1 == C) x_sums_comp(px, row + c * cs, rowc, out + c * nx);
-                else x_sums(px, row + c * cs, out + c * nx);
+        if (Comp && r.p != row) {
+            copy_sums(r, row, nx);
+            r = {row, nx};
+        }
+        return r;
+    }
+
+    // Copies the channels of r to row (C planes of nx), the compensated one rounded.
+    static void copy_sums(const Sums& r, double* row, std::size_t nx) {
+        for (std::size_t x = 0; x < nx; ++x) {
+            double v[C];
+            level_values(r.p, r.cs, x, v);
+            for (std::size_t c = 0; c < C; ++c) row[c * nx + x] = v[c];
+        }
+    }
+
+    // The running sums over axis 2 of rows g0 .. g0 + lanes - 1, none of them the first of
+    // its run, for plain channel c, written straight into the lanes: t[x * lanes + l] is
+    // the sum of row g0 + l. One pass where stepping, copying and transposing each row
+    // take three.
+    NOISELAB_NOINLINE void step_lanes(Scratch& st, const Index& idx, std::size_t g0, std::size_t c,
+                                      double* __restrict t) const {
+        const AxisPlan& py = g_.plan[2];
+        const int q = g_.prev_active[2];
+        const std::size_t nx = g_.n[3];
+        const double* prev = st.level[q].data() + c * g_.inner[q];
+        const double* a[lanes];
+        const double* s[lanes];
+        for (std::size_t l = 0; l < lanes; ++l) {
+            const std::size_t y = g0 + l;
+            a[l] = prev + g_.linear(idx, q + 1, 2, py.add[y - 1]) * nx;
+            s[l] = prev + g_.linear(idx, q + 1, 2, py.sub[y - 1]) * nx;
+        }
+        double* r = st.level[2].data() + c * nx;
+        for (std::size_t x = 0; x < nx; ++x) {
+            double v = r[x];
+            for (std::size_t l = 0; l < lanes; ++l) {
+                v += a[l][x] - s[l][x];
+                t[x * lanes + l] = v;
             }
-            row = out;
-            cs = nx;
-        } else if (rowc != nullptr) {
-            for (std::size_t c = 0; c < C; ++c)
-                for (std::size_t x = 0; x < nx; ++x)
-                    out[c * nx + x] = row[c * cs + x] + (c + 1 == C ? rowc[x] : 0.0);
-            row = out;
-            cs = nx;
+            r[x] = v;
         }
-        sink_(stats, idx, row, cs, g_.inv_volume);
+    }
+
+    template <bool Unit>
+    void input_row(const Index& idx, double* row, std::size_t nx) const {
+        const auto r = src_.row(idx);
+        for (std::size_t x = 0; x < nx; ++x) {
+            double v[C];
+            src_.template values<Unit>(r, x, v);
+            for (std::size_t c = 0; c < C; ++c) row[c * nx + x] = v[c];
+        }
+    }
+
+    // rows (lanes rows of nx, `stride` apart) -> t[x * lanes + l]
+    static void to_lanes(const double* __restrict rows, std::size_t stride, double* __restrict t, std::size_t nx) {
+        for (std::size_t x = 0; x < nx; ++x)
+            for (std::size_t l = 0; l < lanes; ++l) t[x * lanes + l] = rows[l * stride + x];
+    }
+
+    static void from_lanes(const double* __restrict t, double* __restrict rows, std::size_t stride, std::size_t nx) {
+        for (std::size_t x = 0; x < nx; ++x)
+            for (std::size_t l = 0; l < lanes; ++l) rows[l * stride + x] = t[x * lanes + l];
+    }
+
+    // Window sums along the last axis, one row per lane: o[i] = sum of t over the window of i.
+    NOISELAB_NOINLINE void across_plain(const double* __restrict t, double* __restrict o) const {
+        const AxisPlan& px = g_.plan[3];
+        double acc[lanes] = {};
+        for (const auto& [j, weight] : px.start0)
+            for (std::size_t l = 0; l < lanes; ++l) acc[l] += weight * t[j * lanes + l];
+        for (std::size_t l = 0; l < lanes; ++l) o[l] = acc[l];
+        for (std::size_t i = 0; i + 1 < px.n; ++i) {
+            const double* a = t + px.add[i] * lanes;
+            const double* s = t + px.sub[i] * lanes;
+            double* oi = o + (i + 1) * lanes;
+            for (std::size_t l = 0; l < lanes; ++l) {
+                acc[l] += a[l] - s[l];
+                oi[l] = acc[l];
+            }
+        }
+    }
+
+    // across_plain with compensation; each sum is rounded once at the end.
+    NOISELAB_NOINLINE void across_comp(const double* __restrict t, double* __restrict o) const {
+        const AxisPlan& px = g_.plan[3];
+        double acc[lanes] = {}, comp[lanes] = {};
+        for (const auto& [j, weight] : px.start0) {
+            const bool exact = exact_product(weight);
+            for (std::size_t l = 0; l < lanes; ++l) {
+                const double x = weight * t[j * lanes + l];
+                two_add(acc[l], comp[l], x);
+                if (!exact) comp[l] += std::fma(weight, t[j * lanes + l], -x);  // the product's error
+            }
+        }
+        for (std::size_t l = 0; l < lanes; ++l) o[l] = acc[l] + comp[l];
+        for (std::size_t i = 0; i + 1 < px.n; ++i) {
+            const double* a = t + px.add[i] * lanes;
+            const double* s = t + px.sub[i] * lanes;
+            double* oi = o + (i + 1) * lanes;
+            for (std::size_t l = 0; l < lanes; ++l) {
+                add_diff(acc[l], comp[l], a[l], s[l]);
+                oi[l] = acc[l] + comp[l];
+            }
+        }
     }
 };
 
-/// Loads M^2 (and M^4) of an input row, optionally with a mask count channel first.
+/// M^2 (and M^4) of the input, optionally with a mask count channel first.
 template <class T, bool Masked, bool Fourth>
 struct PowerSource {
     static constexpr std::size_t channels = (Masked ? 1 : 0) + 1 + (Fourth ? 1 : 0);
@@ -491,56 +743,39 @@ struct PowerSource {
     Padded<const T> in;
     Padded<const std::uint8_t> mask;
 
-    void load(const std::array<std::size_t, 3>& i, double* dst, std::size_t cs) const {
-        apply(i, i, false, dst, cs, [](double& o, double v, double) { o = v; });
+    struct Row {
+        const T* p;
+        const std::uint8_t* m;
+    };
+
+    using value_type = T;
+
+    Row row(const std::array<std::size_t, 3>& i) const { return {in.row(i), Masked ? mask.row(i) : nullptr}; }
+    void prefetch(const std::array<std::size_t, 3>& i) const {
+        if (in.xstride() == 1) prefetch_row(in.row(i), in.shape[3] * sizeof(T), false);
+    }
+    bool unit() const { return in.xstride() == 1 && (!Masked || mask.xstride() == 1); }
+    /// Whether the sub-volume after axis d is one contiguous run (C order, unit strides).
+    bool contiguous_after(int d) const {
+        bool c = unit();
+        for (int e = d + 1; e < 3; ++e) {
+            c = c && in.strides[e] == in.strides[e + 1] * static_cast<std::ptrdiff_t>(in.shape[e + 1]);
+            if (Masked)
+                c = c && mask.strides[e] == mask.strides[e + 1] * static_cast<std::ptrdiff_t>(mask.shape[e + 1]);
+        }
+        return c;
     }
 
-    void accumulate(const std::array<std::size_t, 3>& ia, const std::array<std::size_t, 3>& is,
-                    double weight, double* dst, std::size_t cs) const {
-        if (weight != 0.0) {
-            apply(ia, ia, false, dst, cs, [weight](double& o, double v, double) { o += weight * v; });
-        } else {
-            apply(ia, is, true, dst, cs, [](double& o, double v, double w) { o += v - w; });
-        }
-    }
-
-private:
-    // Channel values of row ia (and of row is when `two`) combined into dst by
-    // op(out, value_a, value_s): one fused pass, no row buffers.
-    template <class Op>
-    void apply(const std::array<std::size_t, 3>& ia, const std::array<std::size_t, 3>& is, bool two,
-               double* dst, std::size_t cs, Op op) const {
-        const T* pa = in.row(ia);
-        const T* ps = in.row(is);
-        const std::ptrdiff_t sx = in.xstride();
-        const std::size_t nx = in.shape[3];
-        double* c2 = dst + (Masked ? cs : 0);
-        double* c4 = c2 + cs;
-        if constexpr (!Masked && !Fourth) {
-            if (sx == 1) {
-                for (std::size_t x = 0; x < nx; ++x) {
-                    const double a = static_cast<double>(pa[x]);
-                    const double b = two ? static_cast<double>(ps[x]) : 0.0;
-                    op(c2[x], a * a, b * b);
-                }
-                return;
-            }
-        }
-        const std::uint8_t* ma = Masked ? mask.row(ia) : nullptr;
-        const std::uint8_t* ms = Masked ? mask.row(is) : nullptr;
-        const std::ptrdiff_t mx = Masked ? mask.xstride() : 0;
-        for (std::size_t x = 0; x < nx; ++x) {
-            const auto xi = static_cast<std::ptrdiff_t>(x);
-            const double a = static_cast<double>(pa[xi * sx]);
-            const double b = two ? static_cast<double>(ps[xi * sx]) : 0.0;
-            // Masked-out values may be NaN: select, never multiply by the mask.
-            const bool ina = !Masked || ma[xi * mx] != 0;
-            const bool ins = two && (!Masked || ms[xi * mx] != 0);
-            const double a2 = ina ? a * a : 0.0, b2 = ins ? b * b : 0.0;
-            if constexpr (Masked) op(dst[x], ina ? 1.0 : 0.0, ins ? 1.0 : 0.0);
-            op(c2[x], a2, b2);
-            if constexpr (Fourth) op(c4[x], a2 * a2, b2 * b2);
-        }
+    template <bool Unit>
+    void values(const Row& r, std::size_t x, double* v) const {
+        const auto xi = static_cast<std::ptrdiff_t>(x);
+        const double a = static_cast<double>(r.p[Unit ? xi : xi * in.xstride()]);
+        // Masked-out values may be NaN: select, never multiply by the mask.
+        const bool inside = !Masked || r.m[Unit ? xi : xi * mask.xstride()] != 0;
+        const double a2 = inside ? a * a : 0.0;
+        if constexpr (Masked) v[0] = inside ? 1.0 : 0.0;
+        v[Masked ? 1 : 0] = a2;
+        if constexpr (Fourth) v[Masked ? 2 : 1] = a2 * a2;
     }
 };
 
@@ -553,6 +788,9 @@ template <bool Masked, bool Fourth>
 struct MeanSink {
     using Stats = NoStats;
     Padded<double> m2, m4;
+
+    template <bool Unit, class T>
+    void check(Stats&, const T*, const std::uint8_t*, std::size_t) const {}
 
     void operator()(Stats&, const std::array<std::size_t, 3>& i, const double* sums,
                     std::size_t cs, double inv) const {

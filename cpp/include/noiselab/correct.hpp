@@ -18,12 +18,10 @@
 #if defined(_OPENMP)
 #define NOISELAB_SIMD_REDUCE \
     _Pragma("omp simd reduction(+ : cn, cf, cneg, cz) reduction(min : lo) reduction(max : hi)")
-#define NOISELAB_SIMD_CLAMP _Pragma("omp simd reduction(+ : clamped)")
-#define NOISELAB_SIMD_COUNT_MAX _Pragma("omp simd reduction(+ : clamped) reduction(max : highest)")
+#define NOISELAB_SIMD_ROOTS _Pragma("omp simd reduction(+ : below) reduction(max : highest, tiny)")
 #else
 #define NOISELAB_SIMD_REDUCE
-#define NOISELAB_SIMD_CLAMP
-#define NOISELAB_SIMD_COUNT_MAX
+#define NOISELAB_SIMD_ROOTS
 #endif
 
 namespace noiselab {
@@ -96,40 +94,6 @@ inline T root(double q, bool in_float) {
     return static_cast<T>(std::sqrt(q));
 }
 
-// The common case (no mask, one sigma, moments, unit stride) on its own, written so that
-// GCC vectorises it. A select before sqrt becomes a branch, while 0.5 (a + |a|) = max(a, 0)
-// exactly does not. The clamp count is kept in double: GCC 12 vectorises that reduction
-// (an integer count of double compares it does not). A positive A^2 = <M^2> - bias is at
-// least ulp(bias), a normal float whenever bias >= 2^-74 (FLT_MIN = 2^-126 is 2^-52 of it), so
-// with such a bias the row maximum alone tells whether every root fits in float. Otherwise
-// each voxel picks its own, exactly as the general loop does (lmmse with K = 0 = moments).
-template <class T>
-std::size_t moments_row(const double* __restrict sums, T* __restrict dst, std::size_t nx, double inv,
-                        double bias) {
-    double clamped = 0.0, highest = 0.0;  // counts of 0/1 in double are exact below 2^53
-    NOISELAB_SIMD_COUNT_MAX
-    for (std::size_t x = 0; x < nx; ++x) {
-        const double m2 = sums[x] * inv;
-        clamped += m2 < bias ? 1.0 : 0.0;  // A^2 < 0 exactly when <M^2> < bias
-        highest = m2 > highest ? m2 : highest;
-    }
-    const bool all_float =
-        highest - bias <= static_cast<double>(std::numeric_limits<float>::max()) && bias >= 0x1p-74;
-    if (all_float) {
-        for (std::size_t i = 0; i < nx; ++i) {
-            const double a2 = sums[i] * inv - bias;
-            dst[i] = root<T>(0.5 * (a2 + std::fabs(a2)), true);
-        }
-    } else {
-        for (std::size_t i = 0; i < nx; ++i) {
-            const double a2 = sums[i] * inv - bias;
-            const double q = 0.5 * (a2 + std::fabs(a2));
-            dst[i] = root<T>(q, float_root_fits(q));
-        }
-    }
-    return static_cast<std::size_t>(clamped);
-}
-
 template <class T, bool Masked, bool Lmmse, bool Map>
 struct CorrectSink {
     using Stats = CorrectionReport;
@@ -140,10 +104,51 @@ struct CorrectSink {
     double sigma2 = 0.0;
     double coils = 1.0;
 
+    // Validation of `len` input voxels from p (mask m), in the input type, as the sweep
+    // first loads them: a separate simple loop vectorises well. Counters as wide as T's
+    // lanes avoid widening every compare mask; chunks keep them exact.
+    template <bool Unit>
+    void check(Stats& st, const T* p, const std::uint8_t* m, std::size_t len) const {
+        const std::ptrdiff_t sx = Unit ? 1 : in.xstride();
+        const std::ptrdiff_t mx = Unit ? 1 : (Masked ? mask.xstride() : 0);
+        using Count = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+        constexpr std::size_t chunk = std::size_t{1} << 30;
+        T lo = static_cast<T>(st.min), hi = static_cast<T>(st.max);
+        for (std::size_t x0 = 0; x0 < len; x0 += chunk) {
+            const std::size_t x1 = std::min(len, x0 + chunk);
+            Count cn = 0, cf = 0, cneg = 0, cz = 0;
+            NOISELAB_SIMD_REDUCE
+            for (std::size_t x = x0; x < x1; ++x) {
+                const auto xi = static_cast<std::ptrdiff_t>(x);
+                const T v = p[xi * sx];
+                const bool inside = Masked ? m[xi * mx] != 0 : true;
+                cn += inside;
+                cf += inside & !(v - v == T(0));  // NaN and inf both fail
+                cneg += inside & (v < T(0));
+                cz += inside & (v == T(0));
+                lo = (inside & (v < lo)) ? v : lo;
+                hi = (inside & (v > hi)) ? v : hi;
+            }
+            st.n += cn;
+            st.nonfinite += cf;
+            st.negative += cneg;
+            st.zeros += cz;
+        }
+        st.min = static_cast<double>(lo);
+        st.max = static_cast<double>(hi);
+    }
+
     void operator()(Stats& st, const std::array<std::size_t, 3>& i, const double* sums,
                     std::size_t cs, double inv) const {
         const bool unit = in.xstride() == 1 && out.xstride() == 1 && (!Masked || mask.xstride() == 1) &&
                           (!Map || sigma_map.xstride() == 1);
+        const std::size_t bytes = in.shape[3] * sizeof(T);
+        const std::size_t ahead = rows_ahead(bytes);
+        if (unit && i[2] + ahead < in.shape[2]) {
+            const std::array<std::size_t, 3> next{i[0], i[1], i[2] + ahead};
+            if (Lmmse || Masked) prefetch_row(in.row(next), bytes, false);  // they read M again
+            prefetch_row(out.row(next), bytes, true);
+        }
         // Unit strides known at compile time let the loop vectorise without gathers.
         if (unit) row<true>(st, i, sums, cs, inv);
         else row<false>(st, i, sums, cs, inv);
@@ -164,41 +169,10 @@ struct CorrectSink {
         const std::ptrdiff_t mx = Unit ? 1 : (Masked ? mask.xstride() : 0);
         const std::ptrdiff_t gx = Unit ? 1 : (Map ? sigma_map.xstride() : 0);
 
-        // Validation, in the input type: a separate simple loop vectorises well. Counters
-        // as wide as T's lanes avoid widening every compare mask; chunks keep them exact.
-        using Count = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-        constexpr std::size_t chunk = std::size_t{1} << 30;
-        std::size_t n = 0, nonfinite = 0, negative = 0, zeros = 0, clamped = 0;
-        T lo = static_cast<T>(st.min), hi = static_cast<T>(st.max);
-        for (std::size_t x0 = 0; x0 < nx; x0 += chunk) {
-            const std::size_t x1 = std::min(nx, x0 + chunk);
-            Count cn = 0, cf = 0, cneg = 0, cz = 0;
-            NOISELAB_SIMD_REDUCE
-            for (std::size_t x = x0; x < x1; ++x) {
-                const auto xi = static_cast<std::ptrdiff_t>(x);
-                const T v = src[xi * sx];
-                const bool inside = Masked ? mk[xi * mx] != 0 : true;
-                cn += inside;
-                cf += inside & !(v - v == T(0));  // NaN and inf both fail
-                cneg += inside & (v < T(0));
-                cz += inside & (v == T(0));
-                lo = (inside & (v < lo)) ? v : lo;
-                hi = (inside & (v > hi)) ? v : hi;
-            }
-            n += cn;
-            nonfinite += cf;
-            negative += cneg;
-            zeros += cz;
-        }
-
-        // Branch-free so that it vectorises: voxels outside the mask are computed
-        // too, then replaced by their input value.
+        // A^2 of voxel x, branch-free so that the loops below vectorise. Voxels outside
+        // the mask are computed too, then replaced by their input value.
         const double two_n = 2.0 * coils;
-        if constexpr (Unit && !Masked && !Lmmse && !Map) {
-            clamped = moments_row(s2, dst, nx, inv, two_n * sigma2);
-        } else {
-        NOISELAB_SIMD_CLAMP
-        for (std::size_t x = 0; x < nx; ++x) {
+        auto a2_at = [&](std::size_t x) {
             const auto xi = static_cast<std::ptrdiff_t>(x);
             double var_n = sigma2;  // sigma^2
             if constexpr (Map) var_n = sg[xi * gx] * sg[xi * gx];
@@ -209,26 +183,69 @@ struct CorrectSink {
             if constexpr (Lmmse) {
                 const double v = static_cast<double>(src[xi * sx]);
                 const double var = s4[x] * scale - m2 * m2;
-                double k = var > 0.0 ? 1.0 - 4.0 * var_n * (m2 - coils * var_n) / var : 0.0;
+                // Divided whatever var is, then selected: a division under a condition stays
+                // a branch (it could trap), and the loop would not vectorise.
+                double k = 1.0 - 4.0 * var_n * (m2 - coils * var_n) / var;
+                k = var > 0.0 ? k : 0.0;
                 k = k < 0.0 ? 0.0 : (k > 1.0 ? 1.0 : k);
-                a2 += k * (v * v - m2);
+                a2 += k * (v * v - m2);  // K = 0 adds a zero: lmmse equals moments to the bit
             }
-            const bool inside = Masked ? mk[xi * mx] != 0 : true;
-            clamped += inside & (a2 < 0.0);
-            // The same root as moments_row: where K is 0, lmmse equals moments to the bit.
-            const double q = std::max(a2, 0.0);
-            const T corrected = root<T>(q, float_root_fits(q));
-            if constexpr (Masked) dst[xi * ox] = inside ? corrected : src[xi * sx];
+            return a2;
+        };
+        auto store = [&](std::size_t x, T corrected) {
+            const auto xi = static_cast<std::ptrdiff_t>(x);
+            if constexpr (Masked) dst[xi * ox] = mk[xi * mx] != 0 ? corrected : src[xi * sx];
             else dst[xi * ox] = corrected;
-        }
-        }
-        st.n += n;
-        st.nonfinite += nonfinite;
-        st.negative += negative;
-        st.zeros += zeros;
+        };
+        // Then the roots, in float where float_root_fits: the chunk's largest A^2 and its
+        // largest one below FLT_MIN tell whether any voxel needs the double root (about
+        // never: A below 1e-19 or above 1e19), and if so the chunk is done again. max(a2, 0)
+        // is written 0.5 (a2 + |a2|): GCC turns a select before sqrt into a branch, and the
+        // loop would not vectorise; it is exact but where 2 a2 overflows, which the largest
+        // A^2 (inf) sends to the exact path as well. Counts of 0/1 in double are exact below
+        // 2^53, and GCC 12 vectorises them (an integer count of double compares it does
+        // not). A^2 with a division or a per-voxel scale goes through a buffer first, so that
+        // the reductions keep their registers; plain moments compute it in place.
+        constexpr bool buffered = Lmmse || Masked || Map;
+        constexpr bool to_float = std::is_same_v<T, float>;
+        constexpr double top = to_float ? std::numeric_limits<float>::max() : std::numeric_limits<double>::max();
+        // A positive <M^2> - bias is at least ulp(bias), a normal float when bias >= 2^-74
+        // (FLT_MIN = 2^-126 is 2^-52 of it): then plain moments need no look below FLT_MIN.
+        const bool tiny_possible = to_float && (buffered || two_n * sigma2 < 0x1p-74);
+        constexpr std::size_t span = 256;
+        double a2s[span];
+        std::size_t clamped = 0;
+        auto roots = [&](auto look_below) {
+            constexpr double bottom = decltype(look_below)::value ? std::numeric_limits<float>::min() : 0.0;
+            for (std::size_t x0 = 0; x0 < nx; x0 += span) {
+                const std::size_t len = std::min(span, nx - x0);
+                if constexpr (buffered)
+                    for (std::size_t e = 0; e < len; ++e) a2s[e] = a2_at(x0 + e);
+                double below = 0.0, highest = 0.0, tiny = 0.0;
+                NOISELAB_SIMD_ROOTS
+                for (std::size_t e = 0; e < len; ++e) {
+                    const double a2 = buffered ? a2s[e] : a2_at(x0 + e);
+                    const bool inside = Masked ? mk[static_cast<std::ptrdiff_t>(x0 + e) * mx] != 0 : true;
+                    below += (inside & (a2 < 0.0)) ? 1.0 : 0.0;
+                    const double q = 0.5 * (a2 + std::fabs(a2));
+                    highest = q > highest ? q : highest;
+                    if constexpr (decltype(look_below)::value) {
+                        const double small = q < bottom ? q : 0.0;
+                        tiny = small > tiny ? small : tiny;
+                    }
+                    store(x0 + e, root<T>(q, true));
+                }
+                clamped += static_cast<std::size_t>(below);
+                if (highest > top || tiny > 0.0)
+                    for (std::size_t e = 0; e < len; ++e) {
+                        const double q = std::max(buffered ? a2s[e] : a2_at(x0 + e), 0.0);
+                        store(x0 + e, root<T>(q, float_root_fits(q)));
+                    }
+            }
+        };
+        if (tiny_possible) roots(std::true_type{});
+        else roots(std::false_type{});
         st.clamped += clamped;
-        st.min = static_cast<double>(lo);
-        st.max = static_cast<double>(hi);
     }
 };
 
