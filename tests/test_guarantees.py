@@ -657,7 +657,9 @@ def test_15_a_scheduler_address_that_is_no_dask_scheduler_is_one_line(tmp_path, 
     finally:
         server.close()
     line = one_error_line(code, err)
-    assert f"no Dask scheduler answers at {address} (it answers in another protocol)" in line
+    # How the failure reads depends on the distributed version (a protocol error, or a handshake
+    # time-out at the declared floor): one line naming the address either way.
+    assert f"no Dask scheduler answers at {address} (" in line
     assert not (tmp_path / "out").exists()
 
 
