@@ -21,6 +21,7 @@ The drop-in ``subtract_noise`` runs the same kernel; the seed's window covers ev
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import time
 from collections.abc import Callable
@@ -107,14 +108,13 @@ def main() -> None:
     ours: dict[tuple[str, int, str, int], float] = {}
     for name, shape in shapes.items():
         image = phantom(shape, SIGMA, rng)
-        copy = best_time(lambda: np.copy(image), repeat * 2)
+        copy = best_time(functools.partial(np.copy, image), repeat * 2)
         for f_size in (3, 10):
-            seed = best_time(lambda: seed_steps(image, SIGMA, f_size), max(1, repeat // 3))
+            seed = best_time(functools.partial(seed_steps, image, SIGMA, f_size), max(1, repeat // 3))
             for method in METHODS:
                 for threads in THREADS:
-                    t = best_time(
-                        lambda: mri_noiselab.correct(image, SIGMA, f_size, method, num_threads=threads), repeat
-                    )
+                    call = functools.partial(mri_noiselab.correct, image, SIGMA, f_size, method, num_threads=threads)
+                    t = best_time(call, repeat)
                     ours[name, f_size, method, threads] = t
                     print(
                         f"{name:>12} {f_size:>3} {method:>8} {threads:>3} {t * 1e3:8.1f} {copy * 1e3:8.2f}"
@@ -143,9 +143,7 @@ def main() -> None:
             window = [f_size] * len(shape)
             for method in METHODS:
                 times = {
-                    build: best_time(
-                        lambda mod=mod: mod.correct(image, SIGMA, window, method, threads=2), repeat
-                    )
+                    build: best_time(functools.partial(mod.correct, image, SIGMA, window, method, threads=2), repeat)
                     for build, mod in builds.items()
                 }
                 p, v = times["portable"], times["x86-64-v3"]
