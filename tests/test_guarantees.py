@@ -76,13 +76,19 @@ def nifti(path: Path, rng: np.random.Generator) -> Path:
 
 def patch_value(path: Path, keyword: str, raw: bytes) -> None:
     """Give ``keyword`` the raw value ``raw`` in the file, as a damaged or hostile file would hold it."""
-    ds = pydicom.dcmread(path)
-    placeholder = b"7" * len(raw)
-    setattr(ds, keyword, placeholder.decode())
-    ds.save_as(path)
-    data = path.read_bytes()
-    assert data.count(placeholder) == 1
-    path.write_bytes(data.replace(placeholder, raw))
+    original = pydicom.dcmread(path)
+    # A run of one digit stands in for the value; generated UIDs or noise pixels may hold one
+    # run by chance, so take a digit whose run appears exactly once.
+    for digit in b"7395":
+        placeholder = bytes([digit]) * len(raw)
+        ds = original.copy()
+        setattr(ds, keyword, placeholder.decode())
+        ds.save_as(path)
+        data = path.read_bytes()
+        if data.count(placeholder) == 1:
+            path.write_bytes(data.replace(placeholder, raw))
+            return
+    raise AssertionError(f"no unique placeholder for {keyword} in {path.name}")
 
 
 # --------------------------------------------------------------------------- 1, 2: never replace a file unasked
