@@ -32,8 +32,10 @@ def phantom_volume(slices: int, size: int, sigma: float, rng: np.random.Generato
 
 def write_series(folder: Path, stored: np.ndarray, names: list[str] | None = None, **attributes: object) -> list[Path]:
     """Write a (slices, rows, cols) stack as single-frame files of one series, 4 mm apart along z."""
+    # One study date and time for every slice: files written across a second boundary must not
+    # disagree on their study's attributes (dcentvfy checks that).
     common = {"SeriesInstanceUID": generate_uid(), "StudyInstanceUID": generate_uid(),
-              "FrameOfReferenceUID": generate_uid()}
+              "FrameOfReferenceUID": generate_uid(), "StudyDate": "20260101", "StudyTime": "120000"}
     common.update(attributes)
     paths = []
     for k, plane in enumerate(stored):
