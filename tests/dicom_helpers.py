@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -158,3 +160,17 @@ def dcentvfy_errors(paths: list[Path]) -> list[str]:
     """dcentvfy's "Error" lines for files that should form consistent entities (patient/study/series)."""
     run = subprocess.run(["dcentvfy", *map(str, paths)], capture_output=True, text=True, check=False)
     return [line for line in (run.stdout + run.stderr).splitlines() if "Error" in line]
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    """The CLI in this process: (exit code, stdout, stderr)."""
+    from mri_noiselab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

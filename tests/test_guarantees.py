@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_helpers import enhanced_mr, phantom_volume, write_series
+from dicom_helpers import run, snapshot, enhanced_mr, phantom_volume, write_series
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from mri_noiselab._atomic import PART_SUFFIX, TEMP_PREFIX, AtomicBatch
@@ -35,17 +35,6 @@ from mri_noiselab.dicom import synthetic_mr_image, write_dataset
 from mri_noiselab.pipeline import clean_source
 
 CLI = "import sys; from mri_noiselab.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (hidden ones too) and its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def one_error_line(code: int, err: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_helpers import phantom_volume, write_series
+from dicom_helpers import run, snapshot, phantom_volume, write_series
 from pydicom.data import get_testdata_file
 from scipy.ndimage import uniform_filter
 
@@ -40,17 +40,6 @@ from mri_noiselab.dicom import (
 from mri_noiselab.roi import roi_mask
 
 MR = get_testdata_file("MR_small.dcm")
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (hidden ones too) and its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def assert_one_line_exit_2(code: int, err: str) -> None:
