@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import mri_noiselab as nl
+from mri_noiselab._args import default_f_size
 
 SNRS = (1, 2, 3, 4, 8, 20)
 COILS = (1, 8)
@@ -169,7 +170,8 @@ def run(f_size: int, repeats: int, seed: int) -> None:
 
 DEFAULT_SNRS = (1, 2, 3, 5, 10, 20, 50)
 DEFAULT_COILS = (1, 2, 4, 8, 16, 32)
-Window = int | tuple[int, int, int]
+IN_PLANE = "in-plane"  # the CLI's default window: None in-plane (slice_axis=0), widened for many coils
+Window = int | tuple[int, int, int] | None | str
 CANDIDATES: tuple[tuple[str, Window], ...] = (
     ("none", 1),
     ("moments", 10),  # correct()'s default before issue #10
@@ -237,12 +239,19 @@ def tissue_mask(image: np.ndarray) -> np.ndarray:
 def apply_candidate(image: np.ndarray, sigma: float, method: str, window: Window, coils: int) -> np.ndarray:
     if method == "none":
         return image
+    if window == IN_PLANE:
+        return nl.correct(image, sigma, method=method, coils=coils, slice_axis=0)  # type: ignore[arg-type]
     return nl.correct(image, sigma, f_size=window, method=method, coils=coils)  # type: ignore[arg-type]
 
 
 def label(method: str, window: Window) -> str:
     if method in ("none", "pointwise"):
         return method
+    if window is None or window == IN_PLANE:
+        axes = 3 if window is None else 2
+        f, wide = default_f_size(1, axes), default_f_size(max(DEFAULT_COILS), axes)
+        shape = "x".join(map(str, (f,) * 3 if axes == 3 else (1, f, f)))
+        return f"{method} {shape}" + (f" ({wide}x{wide} at {max(DEFAULT_COILS)} coils)" if wide != f else "")
     shape = window if isinstance(window, tuple) else (window,) * 3
     return f"{method} {'x'.join(map(str, shape))}"
 
@@ -304,12 +313,13 @@ def real_series(root: Path) -> list[tuple[str, np.ndarray, float, int]]:
 
 def default_candidates() -> tuple[tuple[str, Window], tuple[str, Window]]:
     """correct()'s defaults, and the CLI's (the same method, --f-size as an in-plane window)."""
-    from mri_noiselab.cli import DEFAULT_F_SIZE, _parser
+    from mri_noiselab.cli import _parser
 
     params = inspect.signature(nl.correct).parameters
     api = (params["method"].default, params["f_size"].default)
-    cli_method = _parser().parse_args(["clean", "in", "-o", "out"]).method
-    return api, (cli_method, (1, DEFAULT_F_SIZE, DEFAULT_F_SIZE))
+    cli = _parser().parse_args(["clean", "in", "-o", "out"])
+    assert cli.f_size is None  # the default, in-plane on a DICOM stack
+    return api, (cli.method, IN_PLANE)
 
 
 def run_default_choice(seed: int, realdata: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import lmmse_reference
 from dicom_helpers import (
     assert_no_new_errors,
     dcentvfy_errors,
@@ -53,18 +54,6 @@ def moments_reference(magnitude: np.ndarray, sigma: float, window: tuple[int, ..
     """The seed's formula with scipy: sqrt(max(<M^2> - 2 N sigma^2, 0))."""
     local = uniform_filter(magnitude.astype(np.float64) ** 2, size=window, mode="reflect")
     return np.sqrt(np.maximum(local - 2 * coils * sigma**2, 0.0))
-
-
-def lmmse_reference(magnitude: np.ndarray, sigma: float, window: tuple[int, ...]) -> np.ndarray:
-    """Aja-Fernandez et al. 2008 with scipy box means, K clamped to [0, 1]."""
-    m2 = magnitude.astype(np.float64) ** 2
-    mean2 = uniform_filter(m2, size=window, mode="reflect")
-    mean4 = uniform_filter(m2**2, size=window, mode="reflect")
-    variance = mean4 - mean2**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.clip(1 - 4 * sigma**2 * (mean2 - sigma**2) / variance, 0, 1)
-    k = np.where(variance > 0, k, 0.0)
-    return np.sqrt(np.maximum(mean2 - 2 * sigma**2 + k * (m2 - mean2), 0))
 
 
 def stored_reference(values: np.ndarray, lo: int, hi: int, dtype: np.dtype) -> np.ndarray:

@@ -408,7 +408,12 @@ def test_10_a_worker_that_raises_or_dies_fails_only_its_files(tmp_path, rng):
         if name == "b.dcm":
             raise IndexError("a bug in one series")
         if name == "c.dcm":
-            os._exit(1)  # the worker process dies
+            # The worker process dies, once a.dcm is written: a worker that dies takes the
+            # tasks it holds with it, and a.dcm's may be one of them.
+            deadline = time.monotonic() + 60
+            while not (tmp_path / "out" / "a.dcm").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os._exit(1)
         return roi_mask(["0:8,0:8"], volume.shape)  # type: ignore[attr-defined]
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):

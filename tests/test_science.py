@@ -12,7 +12,7 @@ from scipy.ndimage import uniform_filter
 
 import mri_noiselab as nl
 
-from conftest import rician
+from conftest import lmmse_reference, rician
 
 
 def _asymptotic_sd(method: str, coils: int, n: int) -> float:
@@ -78,15 +78,12 @@ def test_lmmse_n_coil_formula_matches_scipy(rng: np.random.Generator) -> None:
     truth[:, 20:] = 12.0
     image = rician(truth, 2.0, rng, coils=4)
     out = nl.correct(image, 2.0, f_size=5, method="lmmse", coils=4)
-    m2 = uniform_filter(image**2, 5, mode="reflect")
-    m4 = uniform_filter(image**4, 5, mode="reflect")
-    k = np.clip(1 - 4 * 4.0 * (m2 - 4 * 4.0) / (m4 - m2**2), 0, 1)
-    ref = np.sqrt(np.clip(m2 - 2 * 4 * 4.0 + k * (image**2 - m2), 0, None))
-    np.testing.assert_allclose(out, ref, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(out, lmmse_reference(image, 2.0, 5, coils=4), rtol=1e-8, atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lmmse_with_k_clamped_to_zero_is_moments_bit_for_bit(dtype: type, rng: np.random.Generator) -> None:
+def test_lmmse_where_k_clamps_to_zero_is_the_moments_estimate_through_the_corrected_root(
+        dtype: type, rng: np.random.Generator) -> None:
     truth = np.full((40, 30), 100.0)
     truth[:, 15:] = 140.0
     image = rician(truth, 1.0, rng).astype(dtype)
@@ -94,12 +91,15 @@ def test_lmmse_with_k_clamped_to_zero_is_moments_bit_for_bit(dtype: type, rng: n
     x = image.astype(np.float64)
     m2 = uniform_filter(x**2, 5, mode="reflect")
     m4 = uniform_filter(x**4, 5, mode="reflect")
-    k = 1 - 4 * sigma**2 * (m2 - sigma**2) / (m4 - m2**2)
-    clamped = k < -0.5  # far from the clamp, whatever the rounding
+    clamped = 1 - 4 * sigma**2 * (m2 - sigma**2) / (m4 - m2**2) < -0.5  # far from the clamp
     assert clamped.mean() > 0.5
     lm = nl.correct(image, sigma, f_size=5, method="lmmse")
-    mo = nl.correct(image, sigma, f_size=5, method="moments")
-    assert np.array_equal(lm[clamped], mo[clamped])
+    mo = nl.correct(image, sigma, f_size=5, method="moments").astype(np.float64)
+    # K = 0: A^2 = <M^2> - 2 sigma^2, and (s/2)^2 = sigma^2 (<M^2> - sigma^2) / 25.
+    want = np.sqrt(mo**2 + 1j * np.sqrt(sigma**2 * (m2 - sigma**2) / 25)).real
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(lm[clamped], want[clamped], rtol=rtol)
+    assert np.all(lm[clamped] > mo[clamped])
 
 
 @pytest.mark.parametrize("method", ["moments", "lmmse"])

@@ -219,13 +219,16 @@ def test_cli_sigma_1e200_writes_nothing(tmp_path, rng):
 @pytest.mark.parametrize("method", ["moments", "pointwise", "lmmse"])
 @pytest.mark.parametrize("value", [1e-20, 3e-23, 1e-40])
 def test_tiny_float32_amplitudes_keep_their_precision(method, value):
-    # A constant image: <M^2> = M^2, so A = sqrt(M^2 - 2 sigma^2), rounded to float32. A^2 is
-    # below FLT_MIN here, where a float square root loses bits or gives 0.
+    # A constant image: <M^2> = M^2, so A^2 = M^2 - 2 sigma^2, and A its root, rounded to
+    # float32. A^2 is below FLT_MIN here, where a float square root loses bits or gives 0.
     m = np.float32(value)
     sigma = float(m) / 10
     image = np.full((12, 12), m, np.float32)
     out = nl.correct(image, sigma, f_size=3, method=method)
-    want = np.full(image.shape, math.sqrt(float(m) ** 2 - 2 * sigma**2), np.float32)
+    a2 = float(m) ** 2 - 2 * sigma**2
+    if method == "lmmse":  # K = 0 (no variance), and the root's (s/2)^2 = sigma^2 (M^2 - sigma^2) / 9
+        a2 = (a2 + math.hypot(a2, math.sqrt(sigma**2 * (float(m) ** 2 - sigma**2) / 9))) / 2
+    want = np.full(image.shape, math.sqrt(a2), np.float32)
     assert out.dtype == np.float32
     np.testing.assert_array_max_ulp(out, want, maxulp=1)
 

@@ -94,9 +94,11 @@ class CleanOptions:
         How sigma is estimated (see :func:`mri_noiselab.estimate_sigma`).
     method : {"lmmse", "moments", "pointwise"}
         How the bias is removed (see :func:`mri_noiselab.correct`).
-    f_size : int or tuple of int
+    f_size : int or tuple of int, optional
         The window: an int ``f`` is ``f x f`` in-plane (never across slices or
         volumes); a tuple lists rows, columns[, slices], the order of ``--roi``.
+        The default, None, is 9 x 9 in-plane, widened for many coils (see
+        :func:`mri_noiselab.correct`).
     coils : int, optional
         Receiver coils; None fits them to the background (1 when sigma is given).
     per_volume : bool
@@ -112,7 +114,7 @@ class CleanOptions:
     sigma: float | tuple[float, ...] | None = None
     estimator: Estimator = "mle"
     method: Method = "lmmse"
-    f_size: int | tuple[int, ...] = 9
+    f_size: int | tuple[int, ...] | None = None
     coils: int | None = None
     per_volume: bool = False
     include_derived: bool = False
@@ -125,12 +127,13 @@ class CleanOptions:
             check_coils(self.coils)
         if self.num_threads is not None:
             check_threads(self.num_threads)
-        if isinstance(self.f_size, numbers.Integral) or not isinstance(self.f_size, Sequence):
-            window_sizes(self.f_size, 1)
-        elif len(self.f_size) not in (2, 3):
-            raise ValueError(f"f_size lists rows, columns[, slices]: give an int or 2 or 3 sizes, got {tuple(self.f_size)!r}")
-        else:
-            object.__setattr__(self, "f_size", window_sizes(self.f_size, len(self.f_size)))
+        f = self.f_size
+        if isinstance(f, Sequence) and not isinstance(f, numbers.Integral):
+            if len(f) not in (2, 3):
+                raise ValueError(f"f_size lists rows, columns[, slices]: give an int or 2 or 3 sizes, got {tuple(f)!r}")
+            object.__setattr__(self, "f_size", window_sizes(f, len(f)))
+        elif f is not None:
+            window_sizes(f, 1)
         if self.sigma is not None and not isinstance(self.sigma, numbers.Real):
             values = check_sigma_values(np.asarray(self.sigma, dtype=np.float64).reshape(-1))
             object.__setattr__(self, "sigma", tuple(float(v) for v in values))
@@ -144,7 +147,7 @@ class CleanOptions:
 # (tests/test_layering.py checks that the two list the same fields).
 CleanFields = TypedDict(
     "CleanFields",
-    {"sigma": "float | Sequence[float] | None", "estimator": Estimator, "method": Method, "f_size": FSize,
+    {"sigma": "float | Sequence[float] | None", "estimator": Estimator, "method": Method, "f_size": "FSize | None",
      "coils": "int | None", "per_volume": bool, "include_derived": bool, "num_threads": "int | None"},
     total=False,
 )
@@ -448,11 +451,6 @@ def _whole_mask(volume: Volume, parts: Sequence[Volume | _Part], found: Sequence
     return np.stack([m for m in masks if m is not None], axis=volume.volume_axis)
 
 
-def volume_window(f_size: FSize, volume: Volume) -> tuple[int, ...]:
-    """The window on the volume's axes: an int in-plane, a tuple on rows, columns[, slices] (see :class:`CleanOptions`)."""
-    return window(f_size, volume.shape, volume_axis=volume.volume_axis, slice_axis=volume.slice_axis, axes=volume.axes)
-
-
 def _check_magnitude(volume: Volume) -> None:
     if np.any(volume.magnitude() < 0):
         raise ValueError(
@@ -484,7 +482,10 @@ def _derivation(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGro
     else:
         assert options.sigma is not None  # without groups, sigma was given
         sigma, coils, estimator = _given_sigma(volume, options.sigma), options.coils or 1, None
-    return Derivation(options.method, sigma, volume_window(options.f_size, volume), coils, estimator)
+    # The window on the volume's axes: an int (None: the default) in-plane, a tuple on rows, columns[, slices].
+    f_size = window(options.f_size, volume.shape, volume_axis=volume.volume_axis, slice_axis=volume.slice_axis,
+                    axes=volume.axes, coils=coils)
+    return Derivation(options.method, sigma, f_size, coils, estimator)
 
 
 def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup], mask: np.ndarray | None) -> CleanResult:
@@ -595,5 +596,4 @@ __all__ = [
     "group_sigmas",
     "options_of",
     "planned_derivations",
-    "volume_window",
 ]

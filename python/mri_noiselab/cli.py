@@ -26,7 +26,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 import numpy as np
 
-from mri_noiselab._args import ESTIMATORS, METHODS
+from mri_noiselab._args import DEFAULT_F_SIZE, ESTIMATORS, METHODS
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, size_text
 from mri_noiselab._kernels import _core
 from mri_noiselab.clean import BackgroundSpec, CleanOptions, SigmaGroup, Volume
@@ -44,7 +44,6 @@ ESTIMATOR_HELP = (
 )
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
-DEFAULT_F_SIZE = CleanOptions.f_size
 SIGMA_HINT = "use --sigma VALUE with σ from a noise scan or an earlier run"
 INCLUDE_DERIVED_HELP = ("DICOM: also correct derived images, computed maps and projections (ADC, FA, MIP, ...) and "
                         "localizers; phase, real and imaginary images, other modalities and mri-noiselab's own "
@@ -153,8 +152,9 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
     clean.add_argument("--method", choices=METHODS, default=CleanOptions.method,
                        help="lmmse (default; keeps edges), moments (the seed's box mean of M², which blurs; "
                        "the earlier default, with --f-size 10) or pointwise (no window)")
-    clean.add_argument("--f-size", type=_f_size, default=DEFAULT_F_SIZE, metavar="N",
-                       help=f"window: N gives N x N within each slice (default {DEFAULT_F_SIZE}); slices are thicker "
+    clean.add_argument("--f-size", type=_f_size, default=CleanOptions.f_size, metavar="N",
+                       help=f"window: N gives N x N within each slice (default {DEFAULT_F_SIZE}, widened with many coils "
+                       "to hold 4 (N + 1) pixels: 13 at 32 coils); slices are thicker "
                        "than pixels, and volumes, echoes and time points are other images, so they are not mixed. "
                        "ROWS,COLS or ROWS,COLS,SLICES (the order of --roi) for other windows")
     clean.add_argument("--qc", metavar="FILE.png", help="write a QC figure (needs matplotlib)")

@@ -93,7 +93,7 @@ def _sigma(sigma: Any, shape: tuple[int, ...], volume_axis: int | None, da: Any)
 def correct(
     darr: dask.array.Array | npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike | dask.array.Array,
-    f_size: FSize = 9,
+    f_size: FSize | None = None,
     method: Method = "lmmse",
     coils: int = 1,
     *,
@@ -156,7 +156,7 @@ def correct(
     out_dtype = as_kernel_array(np.zeros(1, dtype=source.dtype), "image").dtype
     volumes = default_volume_axis(len(shape), volume_axis)
     sizes = window(1 if method == "pointwise" else f_size, shape, volume_axis=volumes,
-                   slice_axis=check_axis(slice_axis, len(shape), "slice_axis"))
+                   slice_axis=check_axis(slice_axis, len(shape), "slice_axis"), coils=coils)
     sigma_arg = _sigma(sigma, shape, volumes, da)
     if mask is not None and tuple(mask.shape if hasattr(mask, "shape") else np.shape(mask)) != shape:
         raise ValueError(f"mask shape {np.shape(mask)} does not match image shape {shape}")

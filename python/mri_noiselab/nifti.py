@@ -263,18 +263,19 @@ def check_nifti_data(image: Any, path: Path) -> None:
         )
 
 
-def nifti_window(f_size: FSize, shape: Sequence[int], slice_axis: int = 2) -> tuple[int, ...]:
+def nifti_window(f_size: FSize | None, shape: Sequence[int], slice_axis: int = 2, coils: int = 1) -> tuple[int, ...]:
     """Turn ``f_size`` into a window on the axes ``(x, y, z[, t])`` of a NIfTI image.
 
     An int ``f`` is ``f`` on the two in-plane axes and 1 on the slice axis and
     the volume axis, as for DICOM (slices are often thicker than pixels, and
     volumes are time points or directions, not neighbours). A sequence gives
-    x, y[, z]; the volume axis gets 1.
+    x, y[, z]; the volume axis gets 1. None is the default for ``coils`` (see
+    :func:`mri_noiselab.correct`).
     """
     ndim = len(shape)
     volumes = 3 if ndim == 4 else None
     slices = slice_axis if ndim > 2 else None
-    return window(f_size, shape, volume_axis=volumes, slice_axis=slices, axes=(0, 1, 2)[: min(ndim, 3)])
+    return window(f_size, shape, volume_axis=volumes, slice_axis=slices, axes=(0, 1, 2)[: min(ndim, 3)], coils=coils)
 
 
 def roi_mask_xyz(rois: Sequence[Roi | str], shape: Sequence[int]) -> np.ndarray:

@@ -408,7 +408,7 @@ def _sigma_argument(
 def correct(
     image: npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: FSize = 9,
+    f_size: FSize | None = None,
     method: Method = "lmmse",
     coils: int = 1,
     *,
@@ -424,7 +424,7 @@ def correct(
 def correct(
     image: npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: FSize = 9,
+    f_size: FSize | None = None,
     method: Method = "lmmse",
     coils: int = 1,
     *,
@@ -439,7 +439,7 @@ def correct(
 def correct(
     image: npt.ArrayLike,
     sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: FSize = 9,
+    f_size: FSize | None = None,
     method: Method = "lmmse",
     coils: int = 1,
     *,
@@ -459,14 +459,16 @@ def correct(
     sigma : float, SigmaEstimate or array_like
         Noise level: one value, one per volume (a 1-D array along
         ``volume_axis``), or one per voxel (the image's shape).
-    f_size : int or tuple of int
+    f_size : int or tuple of int, optional
         Window. An int is that size on every axis except the volume axis, the
-        slice axis and axes of length 1, so volumes are never averaged together:
-        the default 9 is 9 x 9 on a 2-D image and 9 x 9 x 9 on a 3-D volume. A
-        tuple gives one size per axis.
+        slice axis and axes of length 1, so volumes are never averaged together.
+        The default is 9 (9 x 9 on a 2-D image, 9 x 9 x 9 on a 3-D volume),
+        widened for many coils until the window holds 4 (N + 1) voxels (13 x 13
+        on a 2-D image at 32 coils). A tuple gives one size per axis.
     method : {"lmmse", "moments", "pointwise"}
         ``"lmmse"`` (the default): Aja-Fernandez et al. 2008, which keeps the
-        voxel's own value where the window holds an edge. ``"moments"``:
+        voxel's own value where the window holds an edge, with a bias-corrected
+        square root. ``"moments"``:
         A^2 = <M^2> - 2 N sigma^2, a box blur of M^2. ``"pointwise"``: the same
         with no window (power subtraction).
     coils : int
@@ -504,8 +506,11 @@ def correct(
     With box means <.> over the window (scipy's ``mode="reflect"``), ``"moments"``
     computes A = sqrt(max(<M^2> - 2 N sigma^2, 0)) [1]_ and ``"lmmse"`` adds
     K (M^2 - <M^2>), K = 1 - 4 sigma^2 (<M^2> - N sigma^2) / (<M^4> - <M^2>^2)
-    clamped to [0, 1] [2]_. The default was chosen by ``benchmarks/accuracy.py
-    --part default`` (README, "Which method and window should I use?").
+    clamped to [0, 1] [2]_; its root is Re sqrt(A^2 + i s/2) with s^2 the
+    variance of the A^2 estimate, which removes the low bias of sqrt(max(A^2, 0))
+    at low SNR (up to 0.1 sigma at SNR 1 with many coils) and needs no clamp.
+    The default was chosen by ``benchmarks/accuracy.py --part default`` (README,
+    "Which method and window should I use?").
 
     References
     ----------
@@ -517,7 +522,7 @@ def correct(
     arr = check_image(as_kernel_array(image, "image"))
     volumes = default_volume_axis(arr.ndim, volume_axis)
     slices = check_axis(slice_axis, arr.ndim, "slice_axis")
-    sizes = window(1 if method == "pointwise" else f_size, arr.shape, volume_axis=volumes, slice_axis=slices)
+    sizes = window(1 if method == "pointwise" else f_size, arr.shape, volume_axis=volumes, slice_axis=slices, coils=coils)
     scalar, sigma_map = _sigma_argument(sigma, arr.shape, coils, volumes)
     mask_arr = None if mask is None else check_mask(mask, arr.shape).view(np.uint8)
     kernel: Literal["moments", "lmmse"] = "lmmse" if method == "lmmse" else "moments"
