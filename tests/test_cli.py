@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,9 +41,23 @@ def series(tmp_path, rng):
     return tmp_path / "in", paths
 
 
-def test_version():
-    code, out, _ = run("--version")
-    assert code == 0 and out.strip() == f"mri-noiselab {__version__}"
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version(flag):
+    code, out, err = run(flag)
+    assert (code, out, err) == (0, f"mri-noiselab {__version__}\n", "")
+
+
+def test_python_m_runs_the_same_command(tmp_path):
+    source = get_testdata_file("MR_small.dcm")
+    args = ["sigma", source, "--roi", "0:8,0:8", "--include-derived", "--json"]
+    proc = subprocess.run([sys.executable, "-m", "mri_noiselab", *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(run(*args)[1])
+    proc = subprocess.run([sys.executable, "-m", "mri_noiselab", "-V"], capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout) == (0, f"mri-noiselab {__version__}\n")
+    proc = subprocess.run([sys.executable, "-m", "mri_noiselab", "clean", source, "-o", str(tmp_path / "o.dcm"),
+                           "--roi", "0:9999,0:8"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and not (tmp_path / "o.dcm").exists()
 
 
 def test_clean_file_with_merged_rois(tmp_path):
@@ -234,3 +249,74 @@ def test_nifti_qc_that_cannot_be_written_leaves_no_output(tmp_path, rng):
     assert code == 2
     assert_one_line_error(err)
     assert not (tmp_path / "b.nii").exists()
+
+
+# --------------------------------------------------------------------------- clean --json
+
+ROIS = ["0:12,0:12", "52:64,52:64"]  # the corners of the 64 x 64 phantom: noise only
+
+
+def _roi_values(paths: list[Path]) -> np.ndarray:
+    """The stored values in ROIS, read with pydicom alone."""
+    planes = [pydicom.dcmread(p).pixel_array.astype(np.float64) for p in paths]
+    return np.concatenate([np.concatenate([a[:12, :12].ravel(), a[52:, 52:].ravel()]) for a in planes])
+
+
+def test_clean_json_reports_each_output_its_sigma_and_its_series(tmp_path, series):
+    folder, paths = series
+    code, out, err = run("clean", str(folder), "-o", str(tmp_path / "out"), "--json", *[a for r in ROIS for a in ("--roi", r)])
+    assert code == 0 and err == ""
+    report = json.loads(out)  # stdout is the JSON document and nothing else
+    assert report["version"] == __version__
+    assert (report["existing"], report["skipped"], report["failures"]) == ([], [], [])
+    (row,) = report["outputs"]
+    assert row["source"] == [str(p) for p in paths]
+    outputs = [Path(p) for p in row["output"]]
+    assert sorted(outputs) == sorted((tmp_path / "out").iterdir()) and len(outputs) == len(paths)
+    # σ: the truth (15) within 4 standard errors; the standard error of mle with one coil, 1 / (2 sqrt(n)).
+    n = np.count_nonzero(_roi_values(paths))
+    assert (row["estimator"], row["coils"], row["coils_fitted"]) == ("mle", 1, True)
+    assert row["sigma_se"] == pytest.approx(row["sigma"] / (2 * np.sqrt(n)), rel=1e-9)
+    assert abs(row["sigma"] - 15.0) < 4 * row["sigma_se"]
+    # The default window: 9 x 9 in each slice, in array order (slices, rows, cols).
+    assert (row["method"], row["f_size"]) == ("lmmse", [1, 9, 9])
+    assert row["warnings"] == []
+    assert row["source_series_uid"] == pydicom.dcmread(paths[0]).SeriesInstanceUID
+    assert {pydicom.dcmread(p).SeriesInstanceUID for p in outputs} == {row["series_uid"]}
+    assert row["series_uid"] != row["source_series_uid"]
+
+
+def test_clean_json_lists_skips_and_failures_and_keeps_the_exit_code(tmp_path, series):
+    folder, paths = series
+    (folder / "junk.dcm").write_bytes(b"\0" * 128 + b"DICM" + os.urandom(300))  # DICOM, damaged
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "ct.dcm")
+    code, out, err = run("clean", str(folder), "-o", str(tmp_path / "out"), "--sigma", "15", "--method", "pointwise",
+                         "--json")
+    assert code == 1 and "junk.dcm" in err  # the one-line failure stays on stderr
+    report = json.loads(out)
+    (failure,) = report["failures"]
+    assert failure["files"] == [str(folder / "junk.dcm")] and "junk.dcm" in failure["message"]
+    assert report["skipped"] == [{"path": str(folder / "ct.dcm"), "reason": "not an MR magnitude image (CT Image Storage)",
+                                  "dicom": True}]
+    (row,) = report["outputs"]
+    assert (row["sigma"], row["sigma_se"], row["estimator"], row["coils"], row["coils_fitted"]) == (15.0, None, None, 1, False)
+    assert row["f_size"] == [1, 1, 1]  # pointwise: no window
+    assert all(Path(p).is_file() for p in row["output"]) and len(row["output"]) == len(paths)
+
+
+def test_clean_json_on_nifti_has_no_uids(tmp_path, rng):
+    nib = pytest.importorskip("nibabel")
+    truth = np.zeros((32, 32, 4))
+    truth[12:28, 12:28] = 200.0
+    data = np.hypot(truth + rng.normal(0, 5, truth.shape), rng.normal(0, 5, truth.shape)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "a.nii")
+    code, out, err = run("clean", str(tmp_path / "a.nii"), "-o", str(tmp_path / "b.nii.gz"), "--roi", "0:8,0:8",
+                         "--coils", "1", "--json", "-q")
+    assert code == 0 and err == ""
+    (row,) = json.loads(out)["outputs"]
+    assert (row["source"], row["output"]) == ([str(tmp_path / "a.nii")], [str(tmp_path / "b.nii.gz")])
+    assert nib.load(tmp_path / "b.nii.gz").shape == data.shape
+    assert (row["coils"], row["coils_fitted"]) == (1, False)
+    assert abs(row["sigma"] - 5.0) < 4 * 5.0 / (2 * np.sqrt(8 * 8 * 4))
+    assert row["f_size"] == [9, 9, 1]  # array order (x, y, z): the slices are left alone
+    assert (row["source_series_uid"], row["series_uid"]) == (None, None)

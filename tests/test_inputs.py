@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import MRSpectroscopyStorage, generate_uid
 
+import mri_noiselab as nl
 from mri_noiselab.cli import main
 from mri_noiselab.dicom import (
     NotEligibleError,
@@ -423,3 +424,67 @@ def test_real_magnitude_series_are_not_skipped(name):
         assert sorted(row["source"]) == [str(p) for p in files]
     else:
         assert code == 2 and err.startswith("mri-noiselab: error:")
+
+
+# --------------------------------------------------------------------------- image objects given to the library
+
+
+class _FakeSimpleITKImage:
+    """Stands for SimpleITK.Image (not installed): it iterates over its pixels, as SimpleITK's does."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values.ravel()
+
+    def __len__(self) -> int:
+        return self._values.size
+
+    def __getitem__(self, i: int) -> float:
+        return float(self._values[i])
+
+
+_FakeSimpleITKImage.__module__, _FakeSimpleITKImage.__name__ = "SimpleITK.SimpleITK", "Image"
+
+
+def _noise_volume(rng: np.random.Generator) -> np.ndarray:
+    return np.hypot(rng.normal(0, SIGMA, (24, 24, 4)), rng.normal(0, SIGMA, (24, 24, 4)))
+
+
+def test_a_nibabel_image_is_refused_with_the_array_to_pass_and_its_axes(rng):
+    nib = pytest.importorskip("nibabel")
+    volume = _noise_volume(rng)
+    img = nib.Nifti1Image(volume.astype(np.float32), np.eye(4))
+    assert np.asarray(img).dtype == object  # what numpy makes of it: no voxels
+    for call in (lambda: nl.correct(img, SIGMA), lambda: nl.estimate_sigma(img),
+                 lambda: nl.estimate_sigma(img, mask="auto")):
+        with pytest.raises(TypeError, match=r"nibabel Nifti1Image.*get_fdata\(\).*\(x, y, z\[, t\]\).*slice_axis=2"):
+            call()
+    # What the message says to pass works, and gives the σ of the voxels.
+    assert nl.estimate_sigma(img.get_fdata(), coils=1).sigma == pytest.approx(SIGMA, rel=0.05)
+    assert nl.correct(img.get_fdata(), SIGMA, slice_axis=2).shape == volume.shape
+
+
+def test_a_file_backed_nibabel_array_proxy_is_an_array(tmp_path, rng):
+    nib = pytest.importorskip("nibabel")
+    volume = _noise_volume(rng).astype(np.float32)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "noise.nii")
+    proxy = nib.load(tmp_path / "noise.nii").dataobj
+    assert type(proxy).__module__.startswith("nibabel")
+    assert nl.estimate_sigma(proxy, coils=1).sigma == nl.estimate_sigma(volume, coils=1).sigma
+
+
+def test_a_simpleitk_image_is_refused_instead_of_flattened(rng):
+    volume = _noise_volume(rng)
+    img = _FakeSimpleITKImage(volume)
+    assert np.asarray(img).shape == (volume.size,)  # what numpy makes of it: a 1-D image
+    for call in (lambda: nl.correct(img, SIGMA), lambda: nl.estimate_sigma(img),
+                 lambda: nl.estimate_sigma(img, mask="auto")):
+        with pytest.raises(TypeError, match=r"SimpleITK Image.*GetArrayFromImage\(img\).*\(z, y, x\): slice_axis=0.*"
+                                            r"\(t, z, y, x\) array needs volume_axis=0"):
+            call()
+
+
+@pytest.mark.parametrize("value", [[1.0, None, 3.0], {"voxels": [1.0, 2.0]}, object()], ids=["list with None", "dict", "object"])
+def test_an_object_numpy_holds_as_objects_is_refused_naming_its_type(value):
+    for call in (lambda: nl.correct(value, SIGMA), lambda: nl.estimate_sigma(value)):
+        with pytest.raises(TypeError, match=rf"must be an array of numbers, got '{type(value).__name__}'.*dtype object"):
+            call()

@@ -139,6 +139,23 @@ def check_method(method: object) -> Method:
     raise ValueError(f"unknown correction {method!r}: choose one of {', '.join(METHODS)}")
 
 
+def _image_object_hint(a: object) -> str | None:
+    """What to pass instead of a nibabel or SimpleITK image, which numpy cannot read as voxels.
+
+    Told apart by their type's module, so that neither library is imported (or needed).
+    """
+    package, name = type(a).__module__.partition(".")[0], type(a).__name__
+    # A nibabel image becomes a 0-d object array; its array proxy (img.dataobj) converts fine.
+    if package == "nibabel" and hasattr(a, "dataobj"):
+        return (f"a nibabel {name}, not an array: pass img.get_fdata() or np.asanyarray(img.dataobj), "
+                "whose axes are (x, y, z[, t]): slice_axis=2 for thick slices")
+    # A SimpleITK image iterates over its pixels: numpy would silently make it 1-D.
+    if package == "SimpleITK" and name == "Image":
+        return ("a SimpleITK Image, not an array: pass SimpleITK.GetArrayFromImage(img), whose axes are "
+                "(z, y, x): slice_axis=0; a 4-D (t, z, y, x) array needs volume_axis=0")
+    return None
+
+
 def as_kernel_array(a: npt.ArrayLike, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """Return ``a`` as a float32/float64 array in native byte order the kernels accept.
 
@@ -148,10 +165,20 @@ def as_kernel_array(a: npt.ArrayLike, name: str, dtype: npt.DTypeLike | None = N
     Raises
     ------
     TypeError
-        For bool, complex, object or other non-real dtypes.
+        For bool, complex or other non-real dtypes; for objects numpy can only
+        hold as Python objects; for nibabel and SimpleITK images (the message
+        says which array to pass and its axes).
     """
+    hint = _image_object_hint(a)
+    if hint is not None:
+        raise TypeError(f"{name} is {hint}")
     arr = np.asarray(a)
     kind = arr.dtype.kind
+    if kind == "O" and not isinstance(a, np.ndarray):  # an object array given as one: its dtype is the answer
+        raise TypeError(
+            f"{name} must be an array of numbers, got {type(a).__name__!r}, which numpy can only hold as "
+            "Python objects (dtype object): pass a numpy array of the voxel values"
+        )
     if kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers (integer or floating point), got dtype {arr.dtype}")
     if dtype is None:

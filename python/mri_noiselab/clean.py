@@ -12,6 +12,7 @@ writing is the pipeline's (:mod:`mri_noiselab.pipeline`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from mri_noiselab._args import (
     window_sizes,
 )
 from mri_noiselab.background import Background, find_background
+from mri_noiselab.blocks import any_negative, corrected_stored, masked_values
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
@@ -166,8 +168,9 @@ class CleanResult:
     ----------
     stored : numpy.ndarray
         Corrected stored values in the source's data type, ready to write.
-    corrected : numpy.ndarray
-        The corrected magnitude (float, before rounding).
+    corrected : numpy.ndarray or None
+        The corrected magnitude (float, before rounding); None where the volume was
+        corrected a few slices at a time (see :mod:`mri_noiselab.blocks`).
     estimates : tuple of SigmaEstimate
         What sigma came from: the group's estimate, one per volume with
         ``per_volume``, none when sigma was given. In the units of the group's
@@ -179,7 +182,7 @@ class CleanResult:
     """
 
     stored: np.ndarray
-    corrected: np.ndarray
+    corrected: np.ndarray | None
     estimates: tuple[SigmaEstimate, ...]
     derivation: Derivation
     warnings: list[str]
@@ -286,11 +289,11 @@ def background_sigma(volume: Volume, mask: npt.ArrayLike, estimator: Estimator =
     return estimate_sigma(_values(volume, mask), estimator, coils, warn=False)
 
 
-def _values(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
+def _values(volume: Volume | _Part, mask: npt.ArrayLike) -> np.ndarray:
     m = np.asarray(mask)
     if m.shape != volume.shape:
         raise ValueError(f"background mask shape {m.shape} does not match the image shape {volume.shape}")
-    return np.asarray(volume.magnitude()[m.astype(bool)])
+    return masked_values(volume, m.astype(bool))
 
 
 def _full_mask(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
@@ -427,13 +430,13 @@ def _group_sigmas(
         groups = []
         for part, f in zip(parts, found):
             assert f.mask is not None  # not pooled: a missing background raised
-            estimate = estimate_sigma(part.magnitude()[f.mask], options.estimator, options.coils, warn=False)
+            estimate = estimate_sigma(_values(part, f.mask), options.estimator, options.coils, warn=False)
             whole, index = (part.whole, part.index) if isinstance(part, _Part) else (part, None)
             groups.append(SigmaGroup([whole], estimate, f.notes if f.automatic else list(estimate.warnings), index))
         return groups, [_whole_mask(v, parts, found) for v in volumes]
     found = _backgrounds(volumes, background, options.coils, pooled=True)
     unit = volumes[0].unit
-    values = [v.magnitude()[f.mask] * (v.unit / unit) for v, f in zip(volumes, found) if f.mask is not None]
+    values = [_values(v, f.mask) * (v.unit / unit) for v, f in zip(volumes, found) if f.mask is not None]
     estimate = estimate_sigma(np.concatenate(values), options.estimator, options.coils, warn=False)
     notes = [n for f in found for n in f.notes]
     # An automatic background has passed stricter tests of its noise than the ROI quality
@@ -452,11 +455,9 @@ def _whole_mask(volume: Volume, parts: Sequence[Volume | _Part], found: Sequence
 
 
 def _check_magnitude(volume: Volume) -> None:
-    if np.any(volume.magnitude() < 0):
-        raise ValueError(
-            f"{_name(volume)}: values below zero signal (after the rescale intercept): not a magnitude image, "
-            "or an intercept that does not mark zero signal"
-        )
+    if any_negative(volume):
+        raise ValueError(f"{_name(volume)}: values below zero signal (after the rescale intercept): not a magnitude "
+                         "image, or an intercept that does not mark zero signal")
 
 
 def _given_sigma(volume: Volume, sigma: float | tuple[float, ...]) -> float | tuple[float, ...]:
@@ -482,7 +483,6 @@ def _derivation(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGro
     else:
         assert options.sigma is not None  # without groups, sigma was given
         sigma, coils, estimator = _given_sigma(volume, options.sigma), options.coils or 1, None
-    # The window on the volume's axes: an int (None: the default) in-plane, a tuple on rows, columns[, slices].
     f_size = window(options.f_size, volume.shape, volume_axis=volume.volume_axis, slice_axis=volume.slice_axis,
                     axes=volume.axes, coils=coils)
     return Derivation(options.method, sigma, f_size, coils, estimator)
@@ -492,9 +492,10 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
     """Correct one volume with the sigma of its groups (given when there are none)."""
     derivation = _derivation(volume, options, groups)
     notes = [w if g.index is None else f"volume {g.index}: {w}" for g in groups for w in g.warnings]
-    corrected = correct(volume.magnitude(), np.asarray(derivation.sigma), derivation.f_size, options.method,
-                        derivation.coils, volume_axis=volume.volume_axis, num_threads=options.num_threads)
-    return CleanResult(volume.to_stored(corrected), corrected, tuple(g.estimate for g in groups), derivation, notes, mask)
+    run = functools.partial(correct, sigma=np.asarray(derivation.sigma), f_size=derivation.f_size, method=options.method,
+                            coils=derivation.coils, volume_axis=volume.volume_axis, num_threads=options.num_threads)
+    stored, corrected = corrected_stored(volume, run, volume.to_stored, across_slices=derivation.f_size[0] > 1)
+    return CleanResult(stored, corrected, tuple(g.estimate for g in groups), derivation, notes, mask)
 
 
 def planned_derivations(volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec = None) -> list[Derivation]:

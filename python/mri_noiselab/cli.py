@@ -25,15 +25,19 @@ from types import FrameType
 from typing import Any, NoReturn, TextIO, cast
 
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
 
 from mri_noiselab._args import DEFAULT_F_SIZE, ESTIMATORS, METHODS
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, size_text
 from mri_noiselab._kernels import _core
-from mri_noiselab.clean import BackgroundSpec, CleanOptions, SigmaGroup, Volume
+from mri_noiselab.chi import efficiency
+from mri_noiselab.clean import BackgroundSpec, CleanOptions, CleanResult, SigmaGroup, Volume
 from mri_noiselab.demo import run_example
 from mri_noiselab.dicom.series import Skip
 from mri_noiselab.errors import PLOT_INSTALL, Failure, NoBackgroundError, NotEligibleError
-from mri_noiselab.pipeline import VolumeReport, clean_source, estimate_source_sigma
+from mri_noiselab.nifti import is_nifti_path
+from mri_noiselab.pipeline import BatchReport, VolumeReport, clean_source, estimate_source_sigma
 from mri_noiselab.roi import Roi, parse_roi, roi_mask
 
 PROG = "mri-noiselab"
@@ -158,6 +162,10 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
                        "than pixels, and volumes, echoes and time points are other images, so they are not mixed. "
                        "ROWS,COLS or ROWS,COLS,SLICES (the order of --roi) for other windows")
     clean.add_argument("--qc", metavar="FILE.png", help="write a QC figure (needs matplotlib)")
+    clean.add_argument("--json", action="store_true",
+                       help="print one JSON object: each volume's input and output files, σ and its standard error, "
+                       "coils, estimator, method, window and DICOM SeriesInstanceUIDs; the inputs skipped and why, "
+                       "the outputs kept (--skip-existing), the failures; the version")
     clean.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
     clean.add_argument("--uid-prefix", metavar="PREFIX",
                        help="DICOM: root for the new UIDs, e.g. 1.2.826.0.1.3680043.10.1234.")
@@ -182,7 +190,8 @@ def _parser() -> _Parser:
     common, background = _shared()
     parser = _Parser(prog=PROG, description="Rician noise bias correction of MR magnitude DICOM and NIfTI images.",
                      epilog="exit codes: 0 ok, 1 some files failed, 2 bad input, 3 internal error, 130 interrupted")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-V", "--version", action="version", version=f"{PROG} {_core.__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_clean(sub, [common, background])
     sigma = sub.add_parser(
@@ -330,7 +339,9 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     finally:
         close()
-    if not args.quiet:
+    if args.json:
+        print(json.dumps(_clean_json(report), indent=2, ensure_ascii=False), file=out)
+    elif not args.quiet:
         _print_sigmas(report.volumes, args, out)
         print(f"wrote {len(report.written)} file(s) to {args.output}", file=out)
         if report.skipped:
@@ -338,6 +349,55 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _report_skips(report.ineligible, args, err)
     total = len(report.written) + len(report.skipped) + sum(len(f.files) for f in report.failures)
     return _report_failures(report.failures, total, err, verbose=args.verbose)
+
+
+def _sigma_se(result: CleanResult) -> float | list[float] | None:
+    """The standard error of each σ the volume records, for its coil count: relative 1 / (2 sqrt(N n efficiency))
+    (:func:`mri_noiselab.estimate_sigma`, Notes); None when σ was given."""
+    sigma = result.derivation.sigma
+    se = [s / (2 * math.sqrt(e.coils * e.n * efficiency(e.estimator, e.coils)))
+          for s, e in zip(sigma if isinstance(sigma, tuple) else (sigma,), result.estimates)]
+    return None if not se else se if isinstance(sigma, tuple) else se[0]
+
+
+def _series_uid(path: Path) -> str | None:
+    """The SeriesInstanceUID a DICOM output was written with, read back (the report does not carry it)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+    except (OSError, InvalidDicomError):  # gone since: the files were written, the exit code says so
+        return None
+    return str(ds.get("SeriesInstanceUID", "")) or None
+
+
+def _output_row(volume: VolumeReport) -> dict[str, Any]:
+    """One volume written, as a JSON object: its files, how it was corrected, its DICOM series."""
+    result, derivation = volume.result, volume.result.derivation
+    sigma, window = derivation.sigma, derivation.f_size
+    dicom = not is_nifti_path(volume.paths[0])
+    return {
+        "source": [str(p) for p in volume.paths],
+        "output": [str(p) for p in volume.outputs],
+        "sigma": list(sigma) if isinstance(sigma, tuple) else sigma,
+        "sigma_se": _sigma_se(result),
+        "estimator": derivation.estimator,
+        "coils": derivation.coils,
+        "coils_fitted": result.sigma is not None and result.sigma.coils_fitted,
+        "method": derivation.method,
+        "f_size": [1] * len(window) if derivation.method == "pointwise" else list(window),
+        "warnings": list(result.warnings),
+        "source_series_uid": (volume.group or None) if dicom else None,
+        "series_uid": _series_uid(volume.outputs[0]) if dicom and volume.outputs else None,
+    }
+
+
+def _clean_json(report: BatchReport) -> dict[str, Any]:
+    return {
+        "version": _core.__version__,
+        "outputs": [_output_row(v) for v in report.volumes],
+        "existing": [str(p) for p in report.skipped],
+        "skipped": [{"path": str(s.path), "reason": s.reason, "dicom": s.dicom} for s in report.ineligible],
+        "failures": [{"files": [str(p) for p in f.files], "message": f.message} for f in report.failures],
+    }
 
 
 def _row(group: SigmaGroup, args: argparse.Namespace) -> dict[str, Any]:
@@ -501,10 +561,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         parser = _parser()
-        args = parser.parse_args(argv)
-        if args.version:
-            print(f"{PROG} {_core.__version__}", file=out)
-            return EXIT_OK
+        with contextlib.redirect_stdout(out):  # --help and --version print to the stream given
+            args = parser.parse_args(argv)
         if args.command is None:
             parser.error("give a command: clean, sigma or demo")
         return int(args.run(args, out, err))

@@ -123,6 +123,16 @@ def subtract_noise(
         "Background may be biased" when |mean/std - 1.91| > b_tol; "No noise
         found in image (std = 0)" for a constant image; "...% negative values set
         to zero before square root" when the estimate of A^2 is clamped.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> background = np.hypot(*rng.normal(0, 10, (2, 40, 40)))  # noise only, sigma 10
+    >>> image = np.hypot(100 + rng.normal(0, 10, (64, 64)), rng.normal(0, 10, (64, 64)))  # truth 100
+    >>> out = nl.subtract_noise(image, background)  # f_size 10 on every axis, as in 0.1
+    >>> out.dtype, round(float(image.mean())), round(float(out.mean()))
+    (dtype('float32'), 101, 100)
     """
     image = _require_ndarray(image, "image")
     if np.ma.isMaskedArray(bg_area):  # 0.1's numpy statistics left masked values out
@@ -219,6 +229,17 @@ def subtract_noise_masked(
         If ``image_ma`` is not a numpy.ma.MaskedArray.
     ValueError
         If the background has no valid (unmasked) pixels, and as :func:`subtract_noise`.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> background = np.hypot(*rng.normal(0, 10, (2, 40, 40)))
+    >>> image = np.hypot(100 + rng.normal(0, 10, (64, 64)), rng.normal(0, 10, (64, 64)))
+    >>> masked = np.ma.masked_greater(image, 130)  # outliers left out
+    >>> out = nl.subtract_noise_masked(masked, background)
+    >>> bool((out.mask == masked.mask).all()), round(float(out.mean()))
+    (True, 100)
     """
     if not np.ma.isMaskedArray(image_ma):
         raise TypeError("image_ma must be a numpy.ma.MaskedArray, otherwise use subtract_noise")

@@ -232,7 +232,7 @@ def estimate_sigma(
         non-negative (inside the mask).
     estimator : {"mle", "std", "mean"}
         ``"mle"``: sigma^2 = sum(M^2) / (2 N n), the maximum-likelihood estimator.
-        ``"std"``: std(M) / sqrt(2N - beta_N^2) (the seed's std / 0.655 for N = 1).
+        ``"std"``: std(M) / sqrt(2N - beta_N^2) (mri-noiselab 0.1's std / 0.655 for N = 1).
         ``"mean"``: mean(M) / beta_N. See Notes for their efficiencies.
     coils : int or None
         Number N of receiver coils combined by sum of squares. None fits N to
@@ -284,6 +284,19 @@ def estimate_sigma(
     ----------
     .. [1] H. Gudbjartsson, S. Patz, Magn Reson Med 34:910 (1995).
     .. [2] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Magn Reson Imaging 27:1397 (2009).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 100.0  # an object in air
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))  # sigma 10
+    >>> round(nl.estimate_sigma(image[:24, :24]).sigma, 1)  # a noise-only corner
+    9.8
+    >>> est = nl.estimate_sigma(image, mask="auto")  # the background found automatically
+    >>> round(est.sigma, 1), est.coils, est.warnings
+    (10.0, 1, ())
     """
     estimator = check_estimator(estimator)
     n_coils = None if coils is None else check_coils(coils)
@@ -352,6 +365,14 @@ def sigma_per_volume(
         If a volume's background is empty or all zeros (the message names it).
     ValueError
         For an image without a volume axis, a mask of the wrong shape or bad values.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> image = np.hypot(*rng.normal(0, 1, (2, 40, 40, 4, 3)) * [10, 20, 40])  # (x, y, z, t) noise
+    >>> [round(e.sigma) for e in nl.sigma_per_volume(image)]
+    [10, 20, 40]
     """
     arr = np.asarray(image)
     axis = default_volume_axis(arr.ndim, volume_axis)
@@ -483,7 +504,8 @@ def correct(
     slice_axis : int, optional
         An axis an int ``f_size`` leaves alone: slices thicker than pixels, as
         the DICOM and NIfTI workflows declare them (``slice_axis=0`` on a DICOM
-        stack gives their in-plane window).
+        stack or a SimpleITK ``(z, y, x)`` array gives their in-plane window,
+        ``slice_axis=2`` on a nibabel ``(x, y, z)`` array).
     num_threads : int, optional
         Threads for this call; see :func:`mri_noiselab.set_num_threads`.
     return_report : bool
@@ -515,7 +537,16 @@ def correct(
     References
     ----------
     .. [1] H. Gudbjartsson, S. Patz, Magn Reson Med 34:910 (1995).
-    .. [2] S. Aja-Fernandez, M. Lopez-Martin, H. Knutsson, IEEE TIP 17:1383 (2008).
+    .. [2] S. Aja-Fernandez, C. Alberola-Lopez, C.-F. Westin, IEEE TIP 17:1383 (2008).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.full((128, 128), 20.0)  # a flat region at SNR 2
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))
+    >>> round(float(image.mean()), 1), round(float(nl.correct(image, 10.0).mean()), 1)
+    (22.8, 20.0)
     """
     method = check_method(method)
     coils = check_coils(coils)

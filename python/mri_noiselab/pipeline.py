@@ -26,6 +26,7 @@ from mri_noiselab._atomic import AtomicBatch, permission_bits, remove_stale_part
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, image_limit
 from mri_noiselab._files import max_image_bytes as current_limit
 from mri_noiselab.batch import failure_message, run_batch
+from mri_noiselab.blocks import SliceBlocks
 from mri_noiselab.clean import (
     BackgroundSpec,
     CleanFields,
@@ -231,7 +232,11 @@ def _figure(volume: Volume, result: CleanResult) -> bytes:
     mask = None if result.mask is None else _planes(volume, result.mask)
     sigma = result.derivation.sigma
     first = sigma[0] if isinstance(sigma, tuple) else sigma
-    return qc_png(_planes(volume, volume.magnitude()), _planes(volume, result.corrected), mask, first,
+    corrected = result.corrected
+    if corrected is None:  # corrected block by block: shown from the values written
+        assert isinstance(volume, SliceBlocks)
+        corrected = volume.magnitude_block(slice(None), result.stored)
+    return qc_png(_planes(volume, volume.magnitude()), _planes(volume, corrected), mask, first,
                   coils=result.derivation.coils)
 
 

@@ -171,6 +171,17 @@ def roi_quality(
     -------
     RoiQuality
         With the checks of the module docstring as warnings.
+
+    Examples
+    --------
+    >>> from mri_noiselab.quality import roi_quality
+    >>> rng = np.random.default_rng(0)
+    >>> noise = np.hypot(*rng.normal(0, 10, (2, 2000)))  # Rayleigh, sigma 10
+    >>> roi_quality(noise).warnings
+    ()
+    >>> noise[:100] = np.hypot(60 + rng.normal(0, 10, 100), rng.normal(0, 10, 100))  # 5% anatomy
+    >>> roi_quality(noise).warnings[0].split(":")[0]
+    'signal in the ROI'
     """
     coils = check_coils(coils)
     v = np.asarray(values, dtype=np.float64).reshape(-1)

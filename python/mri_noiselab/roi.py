@@ -94,6 +94,15 @@ def parse_roi(text: str) -> Roi:
     ------
     ValueError
         For malformed text, negative, reversed or empty ranges.
+
+    Examples
+    --------
+    >>> from mri_noiselab.roi import parse_roi
+    >>> roi = parse_roi("0:20,236:256")
+    >>> roi
+    Roi(rows=(0, 20), cols=(236, 256), slices=None)
+    >>> roi.index((3, 256, 256))  # on every slice of a (slices, rows, cols) stack
+    (slice(None, None, None), slice(0, 20, None), slice(236, 256, None))
     """
     if not isinstance(text, str):
         raise TypeError(f"an ROI is given as text like '0:20,0:20', got {type(text).__name__}")
@@ -132,6 +141,17 @@ def roi_mask(rois: Iterable[Roi | str], shape: Sequence[int], axes: Sequence[int
     ------
     ValueError
         If no box is given or one leaves the array.
+
+    Examples
+    --------
+    >>> from mri_noiselab.roi import roi_mask
+    >>> mask = roi_mask(["0:20,0:20", "0:20,236:256"], (3, 256, 256))  # two boxes on every slice
+    >>> mask.shape, int(mask.sum())
+    ((3, 256, 256), 2400)
+    >>> roi_mask(["0:2,0:3,1:2"], (3, 4, 5)).sum(axis=(1, 2))  # rows 0-1, columns 0-2, slice 1 only
+    array([0, 6, 0])
+    >>> int(roi_mask(["0:20,0:20"], (64, 64, 30, 5), axes=(0, 1, 2)).sum())  # NIfTI (x, y, z, t)
+    60000
     """
     shape = tuple(shape)
     if axes is not None:
@@ -166,6 +186,12 @@ def corner_rois(shape: tuple[int, ...], size: int | None = None) -> list[Roi]:
     The corners of an MR field of view are usually air, hence noise only. Check
     the boxes in a QC figure: wrap-around or a tight field of view puts anatomy
     there, and zero-padded images have no noise there at all.
+
+    Examples
+    --------
+    >>> from mri_noiselab.roi import corner_rois
+    >>> [str(roi) for roi in corner_rois((256, 256))]
+    ['0:32,0:32', '0:32,224:256', '224:256,0:32', '224:256,224:256']
     """
     if len(shape) < 2:
         raise ValueError(f"corner boxes need an image with rows and columns, got shape {shape}")

@@ -195,15 +195,26 @@ class DicomStack:
         one σ holds for the whole stack.
         """
         if self._magnitude is None:
-            magnitude = self.stored.astype(np.float64)
-            # One slope and no intercept (most MR) make this the stored values: x * 1 + 0 == x
-            # exactly, so skipping the arithmetic changes no bit and two passes over the stack.
-            if not self._identity:
-                magnitude *= (self.slope / self.unit)[:, None, None]
-                magnitude += (self.intercept / self.unit)[:, None, None]
+            magnitude = self.magnitude_block(slice(None))
             magnitude.flags.writeable = False
             self._magnitude = magnitude
         return self._magnitude
+
+    def magnitude_block(self, block: slice, stored: np.ndarray | None = None) -> np.ndarray:
+        """The :meth:`magnitude` of slices ``block``; of ``stored``, those slices' stored values, when given.
+
+        A float64 array of the block alone: correcting a stack block by block
+        (:mod:`mri_noiselab.blocks`) never holds the whole stack in float64.
+        """
+        if stored is None and self._magnitude is not None:
+            return self._magnitude[block]
+        values = (self.stored[block] if stored is None else stored).astype(np.float64)
+        # One slope and no intercept (most MR) make this the stored values: x * 1 + 0 == x
+        # exactly, so skipping the arithmetic changes no bit and two passes over the block.
+        if not self._identity:
+            values *= (self.slope[block] / self.unit)[:, None, None]
+            values += (self.intercept[block] / self.unit)[:, None, None]
+        return values
 
     @property
     def _identity(self) -> bool:
@@ -216,14 +227,18 @@ class DicomStack:
         BitsStored and PixelRepresentation allow (signed images have a signed
         range), and cast to the source dtype.
         """
+        if np.shape(magnitude) != self.shape:
+            raise ValueError(f"magnitude shape {np.shape(magnitude)} does not match the stack shape {self.shape}")
+        return self.to_stored_block(magnitude, slice(None))
+
+    def to_stored_block(self, magnitude: np.ndarray, block: slice) -> np.ndarray:
+        """:meth:`to_stored` of the magnitude of slices ``block``."""
         mag = np.asarray(magnitude, dtype=np.float64)
-        if mag.shape != self.shape:
-            raise ValueError(f"magnitude shape {mag.shape} does not match the stack shape {self.shape}")
         if self._identity:  # x * 1 - 0 == x: the same bits without two passes
             values = np.rint(mag)
         else:
-            values = mag * (self.unit / self.slope)[:, None, None]
-            values -= (self.intercept / self.slope)[:, None, None]
+            values = mag * (self.unit / self.slope[block])[:, None, None]
+            values -= (self.intercept[block] / self.slope[block])[:, None, None]
             np.rint(values, out=values)
         lo, hi = stored_range(self.datasets[0])
         np.clip(values, lo, hi, out=values)
@@ -415,7 +430,10 @@ def _image_reason(values: Sequence[str], component: str | None, include_derived:
 
 
 def decode(ds: Dataset, path: Path) -> np.ndarray:
-    """The stored values of ``ds`` as ``(frames, rows, cols)`` integers in native byte order."""
+    """The stored values of ``ds`` as ``(frames, rows, cols)`` integers in native byte order.
+
+    The pixel data is removed from ``ds``, which keeps its header.
+    """
     check_pixel_data(ds, path)
     ts = transfer_syntax(ds)
     if ts is not None and ts.is_compressed:
@@ -443,6 +461,9 @@ def decode(ds: Dataset, path: Path) -> np.ndarray:
         # All of it on one line: pydicom puts what each plugin lacks on the lines after the first.
         raise DicomError(f"{path}: cannot decode the pixel data ({' '.join(str(e).split()) or type(e).__name__})") from None
     arr = np.asarray(arr)
+    # The stack keeps the stored values; the dataset keeps its header only: its PixelData bytes and
+    # pydicom's decoded copy (cleared with them) would hold the series twice more.
+    del ds.PixelData
     if arr.dtype.kind not in "iu":
         raise DicomError(f"{path}: pixel data decoded as {arr.dtype}, expected integers")
     arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)

@@ -1,0 +1,88 @@
+"""Cleaning a volume a few slices at a time, where its format converts slice blocks (a DICOM stack).
+
+A series of 200 slices of 512 x 512 int16 is 100 MiB stored but 400 MiB as a float64
+magnitude, and the correction and the rounding back each made another such array. With
+a window of 1 across slices the slices are independent, so the background values, the
+check for negative values and the correction go through blocks of about 16 MiB of float64
+instead; the kernel gives the same bits for a block as for the whole volume (a window of
+1 on the outermost axis restarts every sum at each slice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+BLOCK_VOXELS = 1 << 21
+"""Voxels per block: 16 MiB of float64, 8 slices of 512 x 512."""
+
+
+@runtime_checkable
+class SliceBlocks(Protocol):
+    """A volume of shape ``(slices, ...)`` that converts blocks of slices between stored values and magnitude."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    def magnitude_block(self, block: slice, stored: np.ndarray | None = None) -> np.ndarray:
+        """The magnitude of slices ``block`` (of ``stored``, slices ``block`` of another array, when given)."""
+        ...
+    def to_stored_block(self, magnitude: np.ndarray, block: slice) -> np.ndarray:
+        """Stored values of slices ``block`` from their magnitude."""
+        ...
+
+
+def blocks(volume: SliceBlocks, voxels: int = BLOCK_VOXELS) -> list[slice]:
+    """Consecutive blocks of whole slices covering the volume, each about ``voxels`` voxels."""
+    n = volume.shape[0]
+    per = max(1, voxels // max(1, int(np.prod(volume.shape[1:]))))
+    return [slice(i, min(i + per, n)) for i in range(0, n, per)]
+
+
+class Magnitude(Protocol):
+    """Any volume: a shape and a magnitude."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    def magnitude(self) -> np.ndarray: ...
+
+
+def masked_values(volume: Magnitude, mask: np.ndarray) -> np.ndarray:
+    """``volume.magnitude()[mask]``, block by block where the volume gives blocks."""
+    if not isinstance(volume, SliceBlocks):
+        return np.asarray(volume.magnitude()[mask])
+    parts = [volume.magnitude_block(b)[mask[b]] for b in blocks(volume) if mask[b].any()]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def any_negative(volume: Magnitude) -> bool:
+    """Whether any magnitude value is below zero."""
+    if not isinstance(volume, SliceBlocks):
+        return bool(np.any(volume.magnitude() < 0))
+    return any(bool(np.any(volume.magnitude_block(b) < 0)) for b in blocks(volume))
+
+
+def corrected_stored(
+    volume: Magnitude, correct: Callable[[np.ndarray], np.ndarray], to_stored: Callable[[np.ndarray], np.ndarray],
+    across_slices: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored values of ``correct(magnitude)``, and the corrected magnitude where it was made whole.
+
+    Block by block where the volume gives blocks and ``correct`` keeps slices apart
+    (not ``across_slices``); otherwise whole, with ``to_stored``.
+    """
+    if not isinstance(volume, SliceBlocks) or across_slices:
+        corrected = correct(volume.magnitude())
+        return to_stored(corrected), corrected
+    out: np.ndarray | None = None
+    for b in blocks(volume):
+        stored = volume.to_stored_block(correct(volume.magnitude_block(b)), b)
+        if out is None:
+            out = np.empty(volume.shape, dtype=stored.dtype)
+        out[b] = stored
+    assert out is not None  # a volume has at least one slice
+    return out, None
+
+
+__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "blocks", "corrected_stored", "masked_values"]
