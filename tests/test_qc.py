@@ -18,6 +18,11 @@ from mri_noiselab.roi import corner_rois, roi_mask
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
 
+def _suptitle(fig: object) -> str:
+    """The figure's title (Figure.get_suptitle exists from matplotlib 3.8; the floor is older)."""
+    return str(fig._suptitle.get_text())  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("coils", [1, 2, 4])
 def test_chi_pdf_matches_scipy(coils):
     m = np.linspace(0, 120, 50)
@@ -82,14 +87,14 @@ def test_chosen_slices_and_a_single_image(images):
 
 def test_the_title_states_sigma_method_window_coils_and_estimator(images):
     noisy, corrected, mask = images
-    title = qc_figure(noisy, corrected, mask, derivation=Derivation("lmmse", 12.5, (1, 9, 9), 4, "mle")).get_suptitle()
+    title = _suptitle(qc_figure(noisy, corrected, mask, derivation=Derivation("lmmse", 12.5, (1, 9, 9), 4, "mle")))
     for part in ("σ = 12.5 stored units", "estimated, mle", "method lmmse", "window 1x9x9", "coils 4"):
         assert part in title
-    title = qc_figure(noisy, corrected, derivation=Derivation("pointwise", (10.0, 20.0), (1, 1, 1), 1)).get_suptitle()
+    title = _suptitle(qc_figure(noisy, corrected, derivation=Derivation("pointwise", (10.0, 20.0), (1, 1, 1), 1)))
     for part in ("σ = 10 stored units (given; volume 1 of 2)", "method pointwise", "window none (pointwise)", "coils 1"):
         assert part in title
     # No sigma given: the Rayleigh MLE sqrt(<M^2> / 2) of the background, said so.
-    title = qc_figure(noisy, corrected, mask).get_suptitle()
+    title = _suptitle(qc_figure(noisy, corrected, mask))
     assert f"σ = {np.sqrt(np.mean(noisy[mask] ** 2) / 2):.4g} stored units (MLE of the background)" in title
     assert "method" not in title and "coils 1" in title
 
