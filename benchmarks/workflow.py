@@ -35,7 +35,7 @@ import numpy as np
 
 SIGMA = 10.0
 PAD = 16
-ROI = "0:100,80:430"  # above the head: rows 0-99, columns 80-429 (away from the zero padding)
+ROI = "0:30,80:430"  # above the head: rows 0-29, columns 80-429 (away from the zero padding)
 
 
 def make_series(folder: Path, slices: int, size: int) -> None:

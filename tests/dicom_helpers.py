@@ -37,7 +37,8 @@ def write_series(folder: Path, stored: np.ndarray, names: list[str] | None = Non
     # One study date and time for every slice: files written across a second boundary must not
     # disagree on their study's attributes (dcentvfy checks that).
     common = {"SeriesInstanceUID": generate_uid(), "StudyInstanceUID": generate_uid(),
-              "FrameOfReferenceUID": generate_uid(), "StudyDate": "20260101", "StudyTime": "120000"}
+              "FrameOfReferenceUID": generate_uid(), "StudyDate": "20260101", "StudyTime": "120000",
+              "SeriesDate": "20260101", "SeriesTime": "120000"}
     common.update(attributes)
     paths = []
     for k, plane in enumerate(stored):

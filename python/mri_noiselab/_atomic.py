@@ -7,7 +7,7 @@ Guarantees (see the README's "Guarantees" table):
   the new one, never a part;
 - durable once committed: every temporary file is flushed to disk before any rename, and
   each folder once after its renames; :class:`AtomicBatch` pays that once per batch
-  (a series) instead of twice per file;
+  (a series: one syncfs of the file system on Linux) instead of twice per file;
 - temporary files are named ``.mri-noiselab-<pid>-<random>.part`` whatever the target's
   name, are removed on any exception, and those a killed run left behind are removed by
   the next run into that folder (:func:`remove_stale_parts`);
@@ -21,11 +21,14 @@ Guarantees (see the README's "Guarantees" table):
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import secrets
 import stat
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -120,14 +123,73 @@ def make_folders(folder: Path, mode: int | None) -> list[Path]:
     return created
 
 
-def _create_temp(folder: Path) -> tuple[int, Path]:
-    """A new, exclusive temporary file in ``folder``, created 0o666 so the umask applies."""
-    while True:
-        name = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
+def _temp_name(folder: Path) -> Path:
+    """A name for a new temporary file in ``folder`` (created exclusively by :func:`write_temp`)."""
+    return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}{PART_SUFFIX}"
+
+
+def write_temp(tmp: Path, target: Path, write: Callable[[BinaryIO], object], mode: int | None = None) -> None:
+    """Create ``tmp`` (exclusively, 0o666 so that the umask applies) and write it; removed on any error.
+
+    Its permission bits are narrowed to ``mode`` and to those of an existing
+    ``target``. A worker process may write a name its parent reserved
+    (:meth:`AtomicBatch.reserve`).
+    """
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            limit = mode if mode is not None else 0o7777
+            existing = permission_bits(target)
+            if existing is not None:
+                limit &= existing
+            os.chmod(tmp, stat.S_IMODE(os.stat(tmp).st_mode) & limit)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2), which flushes one file system whole; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+# Below this many files an fsync each costs less than flushing their whole file system.
+_SYNCFS_FILES = 8
+
+
+def _sync_files(paths: Sequence[Path]) -> None:
+    """Flush ``paths`` to disk: one syncfs per file system for many files, else one fsync each.
+
+    fsync per file paid a journal commit per file (0.8 s for 200 files of 512 KiB
+    here, against 0.06 s for one syncfs).
+    """
+    syncfs = _syncfs() if len(paths) >= _SYNCFS_FILES else None
+    if syncfs is None:
+        for path in paths:
+            _sync(path)
+        return
+    devices: dict[int, Path] = {}
+    for path in paths:
         try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), name
-        except FileExistsError:
-            continue
+            devices.setdefault(os.stat(path).st_dev, path)
+        except OSError:
+            _sync(path)
+    for path in devices.values():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:  # an old kernel or a file system without it: one file at a time
+                for other in paths:
+                    _sync(other)
+                return
+        finally:
+            os.close(fd)
 
 
 class AtomicBatch:
@@ -149,6 +211,31 @@ class AtomicBatch:
     def __init__(self, *, durable: bool = True) -> None:
         self.durable = durable
         self._pending: list[tuple[Path, Path]] = []
+
+    def reserve(self, path: str | os.PathLike[str], *, folder_mode: int | None = None) -> Path:
+        """Check ``path``, create its folder, and name the temporary file that will replace it.
+
+        The caller (or a worker process it starts) writes that file with
+        :func:`write_temp`; :meth:`commit` renames it into place, :meth:`abort`
+        removes it. :meth:`write` is both steps at once.
+
+        Raises
+        ------
+        OSError
+            If ``path`` cannot be written (see :func:`check_writable`); the
+            message names the path.
+        """
+        target = check_writable(path)
+        try:
+            make_folders(target.parent, folder_mode)
+            if not os.access(target.parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, "permission denied")
+        except OSError as e:
+            # The errno text alone ("File exists: 'x'") does not say which path is wrong or why.
+            raise type(e)(f"cannot write {target}: {e.strerror or e} ({target.parent} cannot be created or written)") from None
+        tmp = _temp_name(target.parent)
+        self._pending.append((tmp, target))
+        return tmp
 
     def write(
         self,
@@ -178,25 +265,12 @@ class AtomicBatch:
             If ``path`` cannot be written (see :func:`check_writable`); the
             message names the path.
         """
-        target = check_writable(path)
+        tmp = self.reserve(path, folder_mode=folder_mode)
+        target = self._pending[-1][1]
         try:
-            make_folders(target.parent, folder_mode)
-            fd, tmp = _create_temp(target.parent)
-        except OSError as e:
-            # The errno text alone ("File exists: 'x'") does not say which path is wrong or why.
-            raise type(e)(f"cannot write {target}: {e.strerror or e} ({target.parent} cannot be created or written)") from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-                limit = mode if mode is not None else 0o7777
-                existing = permission_bits(target)
-                if existing is not None:
-                    limit &= existing
-                os.chmod(tmp, stat.S_IMODE(os.stat(tmp).st_mode) & limit)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._pending.append((tmp, target))
+            write_temp(tmp, target, write, mode)
+        except FileExistsError as e:
+            raise FileExistsError(f"cannot write {target}: {e.strerror or e}") from None
         return target
 
     def commit(self) -> list[Path]:
@@ -204,8 +278,7 @@ class AtomicBatch:
         pending, self._pending = self._pending, []
         try:
             if self.durable:
-                for tmp, _ in pending:
-                    _sync(tmp)
+                _sync_files([tmp for tmp, _ in pending])
             done = []
             for tmp, target in pending:
                 os.replace(tmp, target)

@@ -10,6 +10,7 @@ instead; the kernel gives the same bits for a block as for the whole volume (a w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +31,12 @@ class SliceBlocks(Protocol):
         ...
     def to_stored_block(self, magnitude: np.ndarray, block: slice) -> np.ndarray:
         """Stored values of slices ``block`` from their magnitude."""
+        ...
+    def masked_block(self, block: slice, mask: np.ndarray) -> np.ndarray:
+        """``magnitude_block(block)[mask]``, ``mask`` being the block's part of a mask of the volume."""
+        ...
+    def negative_block(self, block: slice) -> bool:
+        """Whether any magnitude value of slices ``block`` is below zero."""
         ...
 
 
@@ -52,7 +59,7 @@ def masked_values(volume: Magnitude, mask: np.ndarray) -> np.ndarray:
     """``volume.magnitude()[mask]``, block by block where the volume gives blocks."""
     if not isinstance(volume, SliceBlocks):
         return np.asarray(volume.magnitude()[mask])
-    parts = [volume.magnitude_block(b)[mask[b]] for b in blocks(volume) if mask[b].any()]
+    parts = [volume.masked_block(b, mask[b]) for b in blocks(volume) if mask[b].any()]
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -60,7 +67,7 @@ def any_negative(volume: Magnitude) -> bool:
     """Whether any magnitude value is below zero."""
     if not isinstance(volume, SliceBlocks):
         return bool(np.any(volume.magnitude() < 0))
-    return any(bool(np.any(volume.magnitude_block(b) < 0)) for b in blocks(volume))
+    return any(volume.negative_block(b) for b in blocks(volume))
 
 
 def corrected_stored(
@@ -85,4 +92,10 @@ def corrected_stored(
     return out, None
 
 
-__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "blocks", "corrected_stored", "masked_values"]
+def stored_block(volume: SliceBlocks, correct: Callable[..., np.ndarray], block: slice, threads: int | None = None) -> np.ndarray:
+    """Stored values of slices ``block`` corrected by ``correct`` (with ``num_threads=threads`` when given)."""
+    run = correct if threads is None else functools.partial(correct, num_threads=threads)
+    return volume.to_stored_block(run(volume.magnitude_block(block)), block)
+
+
+__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "blocks", "corrected_stored", "masked_values", "stored_block"]

@@ -13,30 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from mri_noiselab._args import (
-    Estimator,
-    FSize,
-    Method,
-    check_coils,
-    check_estimator,
-    check_method,
-    check_sigma,
-    check_sigma_values,
-    check_threads,
-    window,
-    window_sizes,
-)
+from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
-from mri_noiselab.blocks import any_negative, corrected_stored, masked_values
+from mri_noiselab.options import CleanFields, CleanOptions, options_of
+from mri_noiselab.blocks import SliceBlocks, any_negative, corrected_stored, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
@@ -82,92 +70,15 @@ BackgroundSpec = BackgroundFunction | np.ndarray | Literal["auto"] | None
 """A background: a function of the volume, one mask, or ``"auto"`` (None: automatic unless sigma is given)."""
 
 
-@dataclass(frozen=True)
-class CleanOptions:
-    """How to clean: one object for every format, entry point and worker.
-
-    Attributes
-    ----------
-    sigma : float or tuple of float, optional
-        A known sigma in the volumes' magnitude units (stored values unless an
-        intercept or several slopes): one value, or one per volume of a 4-D
-        image. Skips estimation.
-    estimator : {"mle", "std", "mean"}
-        How sigma is estimated (see :func:`mri_noiselab.estimate_sigma`).
-    method : {"lmmse", "moments", "pointwise"}
-        How the bias is removed (see :func:`mri_noiselab.correct`).
-    f_size : int or tuple of int, optional
-        The window: an int ``f`` is ``f x f`` in-plane (never across slices or
-        volumes); a tuple lists rows, columns[, slices], the order of ``--roi``.
-        The default, None, is 9 x 9 in-plane, widened for many coils (see
-        :func:`mri_noiselab.correct`).
-    coils : int, optional
-        Receiver coils; None fits them to the background (1 when sigma is given).
-    per_volume : bool
-        One sigma per volume (a DICOM stack: echo, b-value, time point,
-        multi-frame file; one volume of a 4-D NIfTI image) instead of one per
-        group (a DICOM series, a NIfTI file).
-    include_derived : bool
-        DICOM: also correct derived images, maps, projections and localizers.
-    num_threads : int, optional
-        Kernel threads (default: all cores; per worker with a Dask cluster).
-    """
-
-    sigma: float | tuple[float, ...] | None = None
-    estimator: Estimator = "mle"
-    method: Method = "lmmse"
-    f_size: int | tuple[int, ...] | None = None
-    coils: int | None = None
-    per_volume: bool = False
-    include_derived: bool = False
-    num_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        check_estimator(self.estimator)
-        check_method(self.method)
-        if self.coils is not None:
-            check_coils(self.coils)
-        if self.num_threads is not None:
-            check_threads(self.num_threads)
-        f = self.f_size
-        if isinstance(f, Sequence) and not isinstance(f, numbers.Integral):
-            if len(f) not in (2, 3):
-                raise ValueError(f"f_size lists rows, columns[, slices]: give an int or 2 or 3 sizes, got {tuple(f)!r}")
-            object.__setattr__(self, "f_size", window_sizes(f, len(f)))
-        elif f is not None:
-            window_sizes(f, 1)
-        if self.sigma is not None and not isinstance(self.sigma, numbers.Real):
-            values = check_sigma_values(np.asarray(self.sigma, dtype=np.float64).reshape(-1))
-            object.__setattr__(self, "sigma", tuple(float(v) for v in values))
-        elif self.sigma is not None:
-            object.__setattr__(self, "sigma", check_sigma(self.sigma))
-        if self.sigma is not None and self.per_volume:
-            raise ValueError("per_volume (--sigma-per-volume) estimates σ for each volume: it cannot be combined with a given sigma (--sigma)")
-
-
-# The keyword form of CleanOptions, for the functions that take its fields one by one
-# (tests/test_layering.py checks that the two list the same fields).
-CleanFields = TypedDict(
-    "CleanFields",
-    {"sigma": "float | Sequence[float] | None", "estimator": Estimator, "method": Method, "f_size": "FSize | None",
-     "coils": "int | None", "per_volume": bool, "include_derived": bool, "num_threads": "int | None"},
-    total=False,
-)
-
-
-def options_of(options: CleanOptions | None, fields: CleanFields) -> CleanOptions:
-    """``options`` (default: :class:`CleanOptions`) with ``fields`` replaced, checked once."""
-    return dataclasses.replace(options or CleanOptions(), **fields)  # type: ignore[arg-type]
-
-
 @dataclass
 class CleanResult:
     """One volume, cleaned.
 
     Attributes
     ----------
-    stored : numpy.ndarray
-        Corrected stored values in the source's data type, ready to write.
+    stored : numpy.ndarray or None
+        Corrected stored values in the source's data type, ready to write; None
+        when they are computed a block of slices at a time (``stored_block``).
     corrected : numpy.ndarray or None
         The corrected magnitude (float, before rounding); None where the volume was
         corrected a few slices at a time (see :mod:`mri_noiselab.blocks`).
@@ -179,14 +90,20 @@ class CleanResult:
     warnings : list of str
     mask : numpy.ndarray of bool or None
         The background sigma was estimated from (or the ROI given), for display.
+    stored_block : callable or None
+        With ``stored`` None (``clean_group(stream=True)``): ``stored_block(block,
+        threads)`` corrects slices ``block`` (a slice of the outermost axis) and
+        returns their stored values, with ``threads`` kernel threads (None: the
+        options' own).
     """
 
-    stored: np.ndarray
+    stored: np.ndarray | None
     corrected: np.ndarray | None
     estimates: tuple[SigmaEstimate, ...]
     derivation: Derivation
     warnings: list[str]
     mask: np.ndarray | None = field(default=None, repr=False)
+    stored_block: Callable[[slice, int | None], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def sigma(self) -> SigmaEstimate | None:
@@ -298,7 +215,7 @@ def _values(volume: Volume | _Part, mask: npt.ArrayLike) -> np.ndarray:
 
 def _full_mask(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
     """A mask of the volume's shape: as given, or one volume's mask repeated along the volume axis."""
-    m = np.asarray(mask).astype(bool)
+    m = np.asarray(mask).astype(bool, copy=False)  # a broadcast ROI stays a view
     axis = volume.volume_axis
     if m.shape != volume.shape and axis is not None and m.shape == volume.shape[:axis] + volume.shape[axis + 1 :]:
         m = np.broadcast_to(np.expand_dims(m, axis), volume.shape)
@@ -488,14 +405,20 @@ def _derivation(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGro
     return Derivation(options.method, sigma, f_size, coils, estimator)
 
 
-def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup], mask: np.ndarray | None) -> CleanResult:
-    """Correct one volume with the sigma of its groups (given when there are none)."""
+def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup], mask: np.ndarray | None,
+             stream: bool) -> CleanResult:
+    """Correct one volume with the sigma of its groups (given when there are none); or, streamed, say how."""
     derivation = _derivation(volume, options, groups)
     notes = [w if g.index is None else f"volume {g.index}: {w}" for g in groups for w in g.warnings]
     run = functools.partial(correct, sigma=np.asarray(derivation.sigma), f_size=derivation.f_size, method=options.method,
                             coils=derivation.coils, volume_axis=volume.volume_axis, num_threads=options.num_threads)
-    stored, corrected = corrected_stored(volume, run, volume.to_stored, across_slices=derivation.f_size[0] > 1)
-    return CleanResult(stored, corrected, tuple(g.estimate for g in groups), derivation, notes, mask)
+    estimates = tuple(g.estimate for g in groups)
+    across = derivation.f_size[0] > 1
+    if stream and isinstance(volume, SliceBlocks) and not across:
+        return CleanResult(None, None, estimates, derivation, notes, mask,
+                           stored_block=functools.partial(stored_block, volume, run))
+    stored, corrected = corrected_stored(volume, run, volume.to_stored, across_slices=across)
+    return CleanResult(stored, corrected, estimates, derivation, notes, mask)
 
 
 def planned_derivations(volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec = None) -> list[Derivation]:
@@ -511,6 +434,7 @@ def clean_group(
     background: BackgroundSpec = None,
     *,
     todo: Sequence[bool] | None = None,
+    stream: bool = False,
 ) -> list[CleanResult | None]:
     """Estimate sigma (unless given) and correct the volumes of one group, all or nothing.
 
@@ -524,6 +448,10 @@ def clean_group(
         only marks the region of the QC figure.
     todo : sequence of bool, optional
         Which volumes to correct (all by default); the others still count for sigma.
+    stream : bool
+        Leave the correction of volumes that convert slice blocks and whose window
+        keeps slices apart to :attr:`CleanResult.stored_block` (a writer corrects
+        and writes a few slices at a time).
 
     Returns
     -------
@@ -546,7 +474,7 @@ def clean_group(
     results: list[CleanResult | None] = []
     for i, volume in enumerate(volumes):
         mine = [g for g in groups if any(v is volume for v in g.volumes)]
-        results.append(_correct(volume, options, mine, masks[i]) if todo is None or todo[i] else None)
+        results.append(_correct(volume, options, mine, masks[i], stream) if todo is None or todo[i] else None)
     return results
 
 

@@ -101,6 +101,16 @@ class NiftiVolume:
     _magnitude: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
+    def zooms(self) -> tuple[float, ...]:
+        """Voxel sizes along the array axes (the header's pixdim)."""
+        return tuple(float(z) for z in self.image.header.get_zooms())
+
+    @property
+    def axis_codes(self) -> tuple[str, ...]:
+        """Where each spatial array axis points, as nibabel's codes ("R", "A", "S", ...) from the affine."""
+        return tuple(str(c) for c in _nibabel().aff2axcodes(self.image.affine))
+
+    @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.stored.shape)
 

@@ -17,16 +17,15 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
 from pydicom.uid import generate_uid
 
 from mri_noiselab._atomic import AtomicBatch, permission_bits, remove_stale_parts
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, image_limit
 from mri_noiselab._files import max_image_bytes as current_limit
+from mri_noiselab._args import threads
 from mri_noiselab.batch import failure_message, run_batch
-from mri_noiselab.blocks import SliceBlocks
 from mri_noiselab.clean import (
     BackgroundSpec,
     CleanFields,
@@ -39,150 +38,14 @@ from mri_noiselab.clean import (
     options_of,
     planned_derivations,
 )
-from mri_noiselab.derivation import PACKAGE, Derivation
-from mri_noiselab.dicom.derive import derive_datasets, derived_series_uid, write_dataset
-from mri_noiselab.dicom.read import DicomStack, read_dataset
-from mri_noiselab.dicom.read import is_own_output as is_own_dicom
-from mri_noiselab.dicom.series import Skip, read_source, read_stack
-from mri_noiselab.errors import DicomError, Failure, NiftiError, failure, named
-from mri_noiselab.nifti import (
-    NiftiVolume,
-    check_nifti_name,
-    find_nifti,
-    is_own_output,
-    read_nifti,
-    verify_output,
-    write_nifti,
-)
+from mri_noiselab.dicom.series import Skip
+from mri_noiselab.errors import Failure, failure, named
+from mri_noiselab.formats import FORMATS, Group, Output, figure_png
+from mri_noiselab.nifti import check_nifti_name
 from mri_noiselab.planning import Format, check_targets, locked_output, output_paths, qc_paths, refuse_existing, source_format
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-# --------------------------------------------------------------------------- the formats
-
-
-@dataclass
-class _Group:
-    """The volumes of one group as files (per volume), and as read when the scan read them."""
-
-    files: list[list[Path]]
-    loaded: list[Volume] | None = None
-
-
-@dataclass
-class _Scan:
-    groups: list[_Group]
-    failures: list[Failure] = field(default_factory=list)
-    ineligible: list[Skip] = field(default_factory=list)
-
-
-class _Form(Protocol):
-    """What the pipeline needs of a file format: groups of volumes, reading them again, writing them."""
-
-    def scan(self, src: Path, exclude: Path | None, options: CleanOptions) -> _Scan: ...
-    def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]: ...
-    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]],
-                 expected: Sequence[Derivation]) -> str | None: ...
-    def own_output(self, path: Path) -> bool: ...
-    def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
-              protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]: ...
-
-
-class _Dicom:
-    """DICOM: a folder is read whole to find its series; each series is one group."""
-
-    def scan(self, src: Path, exclude: Path | None, options: CleanOptions) -> _Scan:
-        scan = read_source(src, exclude=exclude, include_derived=options.include_derived)
-        series: dict[str, list[DicomStack]] = {}
-        for stack in scan.stacks:
-            series.setdefault(stack.series_uid, []).append(stack)
-        groups = [_Group([list(s.paths) for s in stacks], list(stacks)) for stacks in series.values()]
-        return _Scan(groups, list(scan.failures), list(scan.ineligible))
-
-    def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]:
-        return [read_stack(paths, include_derived=options.include_derived) for paths in files]
-
-    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]],
-                 expected: Sequence[Derivation]) -> str | None:
-        """The SeriesInstanceUID of the series' outputs that exist, each checked whole against what this run would write."""
-        done = [(ds, path, target, derivation.description())
-                for stack, ts, flags, derivation in zip(volumes, targets, todo, expected)
-                for ds, path, target, missing in zip(_stack(stack).datasets, stack.paths, ts, flags) if not missing]
-        return derived_series_uid(done)
-
-    def own_output(self, path: Path) -> bool:
-        try:
-            return is_own_dicom(read_dataset(path))
-        except DicomError:
-            return False
-
-    def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
-              protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]:
-        whole, pixels = _stack(volume).file_pixels(result.stored)
-        datasets = derive_datasets(whole, pixels, result.derivation, series_uid=job.series_uid, uid_prefix=uid_prefix)
-        return [write_dataset(ds, target, protected=protected, batch=batch, mode=permission_bits(source),
-                              folder_mode=permission_bits(source.parent))
-                for ds, target, source, w in zip(datasets, targets, volume.paths, todo) if w]
-
-
-class _Nifti:
-    """NIfTI: each file is one group, read when its job runs (files are not all held in memory)."""
-
-    def scan(self, src: Path, exclude: Path | None, options: CleanOptions) -> _Scan:
-        if options.include_derived:
-            raise ValueError("include_derived (--include-derived) is for DICOM inputs")
-        if not src.exists():
-            raise NiftiError(f"{src}: no such file or folder")
-        if not src.is_dir():
-            return _Scan([_Group([[src]])])
-        found, unreadable = find_nifti(src, exclude=exclude)
-        failures = []
-        for folder in unreadable:
-            if folder.path == src:
-                raise NiftiError(f"{src}: cannot read the folder ({folder.reason})")
-            failures.append(Failure(folder.path, f"{folder.path}: cannot read the folder ({folder.reason}): its files were not processed"))
-        # This package's outputs are never inputs, wherever they lie in the source (as for DICOM).
-        own = [p for p in found if self.own_output(p)]
-        files = [p for p in found if p not in own]
-        if not files and not failures:
-            raise NiftiError(f"{src}: no .nii or .nii.gz file found" + (f" (only {len(own)} output(s) of {PACKAGE})" if own else ""))
-        return _Scan([_Group([[p]]) for p in files], failures, [Skip(p, f"output of {PACKAGE}") for p in own])
-
-    def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]:
-        return [read_nifti(paths[0]) for paths in files]
-
-    def existing(self, volumes: Sequence[Volume], targets: list[list[Path]], todo: list[list[bool]],
-                 expected: Sequence[Derivation]) -> str | None:
-        for ts, flags, derivation in zip(targets, todo, expected):
-            for target, missing in zip(ts, flags):
-                if not missing:
-                    verify_output(target, derivation.nifti_description())
-        return None
-
-    def own_output(self, path: Path) -> bool:
-        try:
-            return is_own_output(path)
-        except NiftiError:
-            return False
-
-    def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], job: _Job,
-              protected: Sequence[Path], uid_prefix: str | None, batch: AtomicBatch) -> list[Path]:
-        if not isinstance(volume, NiftiVolume):
-            raise TypeError(f"a NIfTI output needs a NIfTI volume, got {type(volume).__name__}")
-        description = result.derivation.nifti_description()
-        return [write_nifti(volume, result.stored, target, description, batch=batch)
-                for target, w in zip(targets, todo) if w]
-
-
-def _stack(volume: Volume) -> DicomStack:
-    if not isinstance(volume, DicomStack):
-        raise TypeError(f"a DICOM output needs a DICOM stack, got {type(volume).__name__}")
-    return volume
-
-
-_FORMATS: dict[Format, _Form] = {"dicom": _Dicom(), "nifti": _Nifti()}
-
 
 # --------------------------------------------------------------------------- jobs
 
@@ -218,49 +81,30 @@ class VolumeReport:
     group: str = ""
 
 
-def _planes(volume: Volume, values: np.ndarray) -> np.ndarray:
-    """An array of the volume's shape as the QC figure shows it: ``(slices, rows, cols)`` of the first volume."""
-    if volume.volume_axis is not None:
-        values = np.take(values, 0, axis=volume.volume_axis)
-    axes = volume.axes
-    return np.transpose(values, (axes[2], axes[0], axes[1])) if len(axes) == 3 else values
-
-
-def _figure(volume: Volume, result: CleanResult) -> bytes:
-    from mri_noiselab.qc import qc_png
-
-    mask = None if result.mask is None else _planes(volume, result.mask)
-    sigma = result.derivation.sigma
-    first = sigma[0] if isinstance(sigma, tuple) else sigma
-    corrected = result.corrected
-    if corrected is None:  # corrected block by block: shown from the values written
-        assert isinstance(volume, SliceBlocks)
-        corrected = volume.magnitude_block(slice(None), result.stored)
-    return qc_png(_planes(volume, volume.magnitude()), _planes(volume, corrected), mask, first,
-                  coils=result.derivation.coils)
-
-
 def _put(data: bytes, fh: BinaryIO) -> None:
     fh.write(data)
 
 
 def _run(job: _Job, *, options: CleanOptions, background: BackgroundSpec, protected: Sequence[Path],
-         uid_prefix: str | None) -> list[VolumeReport]:
-    """Clean and write one group, all or nothing: computed and drawn first, written to temporary
-    files, then all renamed into place with one flush per folder (a failure before leaves none)."""
-    form = _FORMATS[job.form]
+         uid_prefix: str | None, processes: int = 1, on_file: Callable[[Path], None] | None = None) -> list[VolumeReport]:
+    """Clean and write one group, all or nothing: drawn first, written to temporary files (a DICOM
+    stack a block of slices at a time), then all renamed into place at once (a failure leaves none)."""
+    form = FORMATS[job.form]
     volumes = job.loaded if job.loaded is not None else form.read(job.files, options)
-    results = clean_group(volumes, options, background, todo=[any(flags) for flags in job.todo])
+    results = clean_group(volumes, options, background, todo=[any(flags) for flags in job.todo], stream=True)
     # Drawn before any write: a plotting error must not leave the outputs of a failed group.
-    figures = [_figure(v, r) if path is not None and r is not None else None
+    figures = [figure_png(v, r) if path is not None and r is not None else None
                for v, r, path in zip(volumes, results, job.figures)]
     reports = []
     inputs = [p for volume in volumes for p in volume.paths]
     with AtomicBatch() as batch:
+        out = Output(batch, job.series_uid, uid_prefix, protected, processes, on_file)
         for volume, result, targets, todo in zip(volumes, results, job.targets, job.todo):
             if result is not None:
-                outputs = form.write(volume, result, targets, todo, job, protected, uid_prefix, batch)
-                reports.append(VolumeReport(list(volume.paths), outputs, result, volume.group))
+                outputs = form.write(volume, result, targets, todo, out)
+                # The report keeps what was done, not the pixels (a folder holds many series).
+                light = dataclasses.replace(result, stored=None, corrected=None, mask=None, stored_block=None)
+                reports.append(VolumeReport(list(volume.paths), outputs, light, volume.group))
         for path, png in zip(job.figures, figures):
             if path is not None and png is not None:
                 # The figure shows the images: no more open than any of its inputs.
@@ -299,7 +143,7 @@ def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], f
     src, dst = Path(source), Path(destination)
     if src.is_dir() and dst.resolve() == src.resolve():
         raise ValueError(f"the output {dst} is the input folder, whose files are input files: choose another output")
-    scan = _FORMATS[form].scan(src, dst if src.is_dir() else None, options)
+    scan = FORMATS[form].scan(src, dst if src.is_dir() else None, options)
     inputs = [p for group in scan.groups for files in group.files for p in files]
     mapping = output_paths(src, destination, inputs)
     if form == "nifti":
@@ -309,7 +153,7 @@ def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], f
     figure_of = [[next(figures, None) for _ in g.files] for g in scan.groups]
     check_targets(list(mapping.values()), [f for fs in figure_of for f in fs if f is not None], inputs)
     refuse_existing(src, dst, list(mapping.values()), [f for fs in figure_of for f in fs if f is not None],
-                    force=force, skip_existing=skip_existing, own_output=_FORMATS[form].own_output)
+                    force=force, skip_existing=skip_existing, own_output=FORMATS[form].own_output)
     if skip_existing and not force:  # a figure that exists is left alone, like an output
         figure_of = [[None if f is not None and f.exists() else f for f in fs] for fs in figure_of]
     plan = _Plan(src, form, inputs, [], [], list(scan.failures), [], list(scan.ineligible))
@@ -326,7 +170,7 @@ def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], f
     return plan
 
 
-def _plan_group(plan: _Plan, group: _Group, mapping: dict[Path, Path], figures: list[Path | None],
+def _plan_group(plan: _Plan, group: Group, mapping: dict[Path, Path], figures: list[Path | None],
                 skip_existing: bool, uid_prefix: str | None, options: CleanOptions, background: BackgroundSpec) -> None:
     targets = [[mapping[p] for p in files] for files in group.files]
     todo = [[not (skip_existing and t.exists()) for t in ts] for ts in targets]
@@ -334,7 +178,7 @@ def _plan_group(plan: _Plan, group: _Group, mapping: dict[Path, Path], figures: 
     if not all(all(flags) for flags in todo):
         # Outputs left alone must be what this run would write (whole, from their inputs, with
         # the same derivation); the missing outputs of a partly written series join its series.
-        form = _FORMATS[plan.form]
+        form = FORMATS[plan.form]
         volumes = group.loaded if group.loaded is not None else form.read(group.files, options)
         existing = form.existing(volumes, targets, todo, planned_derivations(volumes, options, background))
     plan.skipped.extend(t for ts, flags in zip(targets, todo) for t, w in zip(ts, flags) if not w)
@@ -436,7 +280,8 @@ def clean_source(
         :func:`mri_noiselab.batch.run_batch`); the files are read again there.
     on_start, on_file : callable, optional
         Called with the number of input files, and with each input file once
-        its group is written, left alone or has failed.
+        its output is written (a series in several blocks reports them as it
+        goes), or its group is left alone or has failed.
     **fields
         Fields of :class:`mri_noiselab.clean.CleanOptions` (``sigma``,
         ``estimator``, ``method``, ``f_size``, ``coils``, ``per_volume``,
@@ -484,12 +329,20 @@ def _clean_planned(plan: _Plan, opts: CleanOptions, background: BackgroundSpec, 
                    on_file: Callable[[Path], None] | None) -> BatchReport:
     if on_start is not None:
         on_start(len(plan.inputs))
-    task = functools.partial(_job, limit=current_limit(), options=opts, background=background,
-                             protected=plan.inputs, uid_prefix=uid_prefix)
+    reported: set[Path] = set()
 
     def done_path(path: Path) -> None:
-        if on_file is not None:
+        if on_file is not None and path not in reported:
+            reported.add(path)
             on_file(path)
+
+    # On a Dask cluster each group runs in a worker on its own; here, a DICOM stack's blocks are
+    # spread over worker processes, one per core, and each file is reported as it is written.
+    parallel = workers is not None or scheduler is not None
+    task = functools.partial(_job, limit=current_limit(), options=opts, background=background,
+                             protected=plan.inputs, uid_prefix=uid_prefix,
+                             processes=1 if parallel else threads(opts.num_threads),
+                             on_file=None if parallel else done_path)
 
     def done(job: _Job) -> None:
         for path in job.paths:
@@ -505,7 +358,6 @@ def _clean_planned(plan: _Plan, opts: CleanOptions, background: BackgroundSpec, 
             done(job)
         return BatchReport(reports, plan.failures, plan.skipped, plan.ineligible)
     # Pixels stay here: a worker reads its group again (file names ship faster than pixels).
-    parallel = workers is not None or scheduler is not None
     jobs = [dataclasses.replace(job, loaded=None) for job in plan.jobs] if parallel else plan.jobs
     for path in plan.unplanned:
         done_path(path)
@@ -563,7 +415,7 @@ def estimate_source_sigma(
     if opts.sigma is not None:
         raise ValueError("sigma is estimated here: give none")
     src = Path(source)
-    form = _FORMATS[_form(src, None)]
+    form = FORMATS[_form(src, None)]
     with image_limit(max_image_bytes):
         scan = form.scan(src, None, opts)
         found: list[SigmaGroup] = []

@@ -137,6 +137,12 @@ def roi_mask(rois: Iterable[Roi | str], shape: Sequence[int], axes: Sequence[int
         e.g. ``(0, 1, 2)`` for NIfTI's ``(x, y, z[, t])``; the boxes cover every
         other axis (volumes) whole.
 
+    Returns
+    -------
+    numpy.ndarray of bool
+        Read-only when the boxes are the same on every slice or volume (a view
+        of one plane).
+
     Raises
     ------
     ValueError
@@ -160,14 +166,16 @@ def roi_mask(rois: Iterable[Roi | str], shape: Sequence[int], axes: Sequence[int
         placed = roi_mask(rois, inner).reshape(inner + (1,) * (len(shape) - len(inner)))
         placed = np.moveaxis(placed, list(range(len(inner))), [*slices, rows, cols])
         return np.broadcast_to(placed, shape)
-    out = np.zeros(shape, dtype=bool)
-    count = 0
-    for roi in rois:
-        box = parse_roi(roi) if isinstance(roi, str) else roi
-        out[box.index(shape)] = True
-        count += 1
-    if count == 0:
+    boxes = [parse_roi(roi) if isinstance(roi, str) else roi for roi in rois]
+    if not boxes:
         raise ValueError("no ROI given: give at least one box like '0:20,0:20'")
+    if len(shape) == 3 and all(box.slices is None for box in boxes):
+        # The same boxes on every slice: one plane seen as a stack, read-only, without a copy
+        # (a mask of 1000 slices of 512 x 512 would hold 262 MB).
+        return np.broadcast_to(roi_mask(boxes, shape[1:]), shape)
+    out = np.zeros(shape, dtype=bool)
+    for box in boxes:
+        out[box.index(shape)] = True
     return out
 
 

@@ -28,7 +28,8 @@ from mri_noiselab.dicom.derive import (
     synthetic_mr_image,
     write_dataset,
 )
-from mri_noiselab.dicom.read import DicomStack, eligibility, is_own_output, read_file, stored_range
+from mri_noiselab.dicom.eligibility import eligibility, is_own_output
+from mri_noiselab.dicom.read import DicomStack, read_file, stored_range
 from mri_noiselab.dicom.series import Skip, SourceScan, read_folder, read_source, read_stack
 from mri_noiselab.errors import (
     CODECS_INSTALL,

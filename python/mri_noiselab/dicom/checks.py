@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from mri_noiselab._files import image_size_problem
@@ -126,8 +127,13 @@ def check_pixel_data(ds: Dataset, path: Path) -> None:
         raise DicomError(f"{path}: {e}") from None
     except (AttributeError, TypeError, ValueError):
         raise DicomError(f"{path}: Rows, Columns, SamplesPerPixel or BitsAllocated is not a number") from None
-    value = ds["PixelData"].value
-    held = len(value) if isinstance(value, (bytes, bytearray)) else None
+    # A deferred element (read_dataset(defer_pixels=True)) is measured without reading it.
+    elem = ds.get_item("PixelData", keep_deferred=True)
+    value = elem.value if elem is not None else None
+    if isinstance(elem, RawDataElement) and value is None and elem.length != 0xFFFFFFFF:
+        held: int | None = int(elem.length)
+    else:
+        held = len(value) if isinstance(value, (bytes, bytearray)) else None
     ts = transfer_syntax(ds)
     if ts is not None and ts.is_compressed:
         problem = image_size_problem(declared, held)
@@ -143,10 +149,21 @@ def check_pixel_data(ds: Dataset, path: Path) -> None:
         raise DicomError(f"{path}: declares {problem}")
 
 
+def functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
+    """The first item of functional group ``sequence`` for ``frame``: per-frame first, then shared."""
+    for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+        items = ds.get(groups)
+        found = items[index].get(sequence) if items is not None and len(items) > index else None
+        if found:
+            item: Dataset = found[0]
+            return item
+    return None
+
+
 def transfer_syntax(ds: Dataset) -> pydicom.uid.UID | None:
     """The transfer syntax the dataset was read in, None for a dataset built in memory."""
     meta = getattr(ds, "file_meta", None)
     return meta.get("TransferSyntaxUID") if meta is not None else None
 
 
-__all__ = ["check_deflated", "check_pixel_data", "frame_count", "transfer_syntax"]
+__all__ = ["check_deflated", "check_pixel_data", "frame_count", "functional_item", "transfer_syntax"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
@@ -33,7 +34,9 @@ from mri_noiselab._atomic import AtomicBatch, atomic_write, same_file
 from mri_noiselab._kernels import _core
 from mri_noiselab.derivation import PACKAGE, SOURCE_PURPOSE, Derivation, difference
 from mri_noiselab.dicom.checks import frame_count, transfer_syntax
-from mri_noiselab.dicom.read import DicomStack, check_image, decode, hide_values, own_derivation, read_dataset
+from mri_noiselab.dicom.eligibility import own_derivation
+from mri_noiselab.dicom.pixels import decode, read_dataset
+from mri_noiselab.dicom.read import DicomStack, check_image, hide_values
 from mri_noiselab.errors import DicomError, without_values
 
 SERIES_SUFFIX = " [Rician bias corrected]"
@@ -42,6 +45,14 @@ _IS_MAX = 2**31 - 1
 # The IODs whose ImageType and FrameType value 2 can only be PRIMARY (PS3.3 C.8.16.1.1, Common
 # CT/MR Image Description): the class decides, as dciodvfy does, also for an object that lacks
 # its functional groups (pydicom-data's emri_small).
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
+# The top-level elements _derive_one sets by assignment (which changes an element's value in place).
+_SET_TAGS = {
+    tag_for_keyword(k) for k in (
+        "SOPInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "InstanceCreationDate",
+        "InstanceCreationTime", "ImageType", "LossyImageCompression", "DerivationDescription",
+    )
+}
 _PRIMARY_ONLY_CLASSES = {pydicom.uid.EnhancedMRImageStorage, pydicom.uid.LegacyConvertedEnhancedMRImageStorage}
 # Decoded output of these is never the original: the derived image must say it was lossy compressed.
 _ALWAYS_LOSSY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless}
@@ -157,7 +168,7 @@ def derive_datasets(
         raise ValueError(f"stored dtype {stored.dtype} differs from the source dtype {stack.stored.dtype}")
     series_uid = series_uid or generate_uid(prefix=uid_prefix)
     if series_number is None:
-        series_number = _series_number(stack.datasets[0])
+        series_number = series_number_of(stack.datasets[0])
     per_file = [stored] if len(stack.datasets) == 1 else [stored[i : i + 1] for i in range(stack.shape[0])]
     return [
         _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix)
@@ -165,8 +176,8 @@ def derive_datasets(
     ]
 
 
-def _series_number(src: Dataset) -> int:
-    """The source SeriesNumber + 1000; - 1000 where + 1000 would not fit an IS (a signed 32-bit
+def series_number_of(src: Dataset) -> int:
+    """The derived series' number: the source SeriesNumber + 1000; - 1000 where + 1000 would not fit an IS (a signed 32-bit
     integer, PS3.5 6.2); 1000 when the source has none (or none that is an integer)."""
     try:
         base = int(src.get("SeriesNumber"))
@@ -221,6 +232,23 @@ def _source_reference(src: Dataset, frame: int | None = None) -> Dataset:
     return ref
 
 
+@hide_values
+def derive_file(
+    src: Dataset,
+    pixels: np.ndarray,
+    derivation: Derivation,
+    series_uid: str,
+    series_number: int,
+    uid_prefix: str | None,
+) -> FileDataset:
+    """The derived object of one source file: what :func:`derive_datasets` makes of each.
+
+    ``pixels`` are the file's new stored values, ``(frames, rows, cols)`` in the
+    source dtype; ``src`` is left unchanged.
+    """
+    return _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix)
+
+
 def _derive_one(
     src: Dataset,
     pixels: np.ndarray,
@@ -229,13 +257,18 @@ def _derive_one(
     series_number: int,
     uid_prefix: str | None,
 ) -> FileDataset:
-    # The header is copied, never the pixel data (replaced below): a deepcopy of a
-    # dataset copies its PixelData bytes too, the largest part of every file.
-    pixel_tags = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
-    ds = copy.deepcopy(Dataset({tag: elem for tag, elem in src.items() if tag not in pixel_tags}))
     source_ts = transfer_syntax(src)
-    if source_ts is not None and not source_ts.is_little_endian:
-        _swap_to_little_endian(ds)
+    elements = {tag: elem for tag, elem in src.items() if tag not in _PIXEL_TAGS}  # the pixels are replaced
+    functional = "PerFrameFunctionalGroupsSequence" in src or "SharedFunctionalGroupsSequence" in src
+    if functional or (source_ts is not None and not source_ts.is_little_endian):
+        # Sequences are changed in place (functional groups) or every value swapped: a whole copy.
+        ds = copy.deepcopy(Dataset(elements))
+        if source_ts is not None and not source_ts.is_little_endian:
+            _swap_to_little_endian(ds)
+    else:
+        # Otherwise only top-level values change, each set through a copy of its element: the
+        # source's elements and sequences are shared, never changed (a deepcopy cost 2x the write).
+        ds = Dataset({tag: copy.copy(elem) if tag in _SET_TAGS else elem for tag, elem in elements.items()})
     now = _now(src)
     _new_pixels(ds, pixels)
     ds.SOPInstanceUID = generate_uid(prefix=uid_prefix)
@@ -339,6 +372,14 @@ def encode_dataset(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
+def encode_checked(ds: Dataset, target: Path) -> bytes:
+    """:func:`encode_dataset`, failing with a DicomError that names ``target`` and quotes no value."""
+    try:
+        return encode_dataset(ds)
+    except Exception as e:  # pydicom raises many types for values it cannot encode
+        raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({without_values(e)})") from None
+
+
 def write_dataset(
     ds: Dataset,
     path: str | os.PathLike[str],
@@ -373,10 +414,7 @@ def write_dataset(
     target = Path(path)
     if target.exists() and any(same_file(target, p) for p in protected):
         raise OSError(f"refusing to overwrite the input file {target}")
-    try:
-        data = encode_dataset(ds)
-    except Exception as e:  # pydicom raises many types for values it cannot encode
-        raise DicomError(f"cannot write {target}: the dataset cannot be encoded ({without_values(e)})") from None
+    data = encode_checked(ds, target)
     if batch is not None:
         return batch.write(target, lambda fh: fh.write(data), mode=mode, folder_mode=folder_mode)
     return atomic_write(target, lambda fh: fh.write(data), mode=mode, folder_mode=folder_mode)
@@ -504,9 +542,12 @@ __all__ = [
     "SERIES_NUMBER_OFFSET",
     "SERIES_SUFFIX",
     "derive_datasets",
+    "derive_file",
     "derived_series_uid",
+    "encode_checked",
     "encode_dataset",
     "file_dataset",
+    "series_number_of",
     "synthetic_mr_image",
     "write_dataset",
 ]

@@ -1,67 +1,28 @@
-"""DICOM Part 10 files to stacks: reading, decoding, and which images are corrected.
+"""DICOM files to stacks: the slices or frames that share one σ, as stored values and magnitudes.
 
-A :class:`DicomStack` holds the stored values of one file's frames, or of single-frame
-files that :mod:`mri_noiselab.dicom.series` grouped; :func:`eligibility` is the one
-policy of what is corrected. pydicom alone reads; compressed input needs the
-``codecs`` extra.
+A :class:`DicomStack` holds the stored values of one file's frames, or the pixel references
+of single-frame files that :mod:`mri_noiselab.dicom.series` grouped (decoded a block of
+slices at a time); :mod:`mri_noiselab.dicom.eligibility` says what is corrected. pydicom
+alone reads; compressed input needs the ``codecs`` extra.
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels.decoders.base import get_decoder
 
-from mri_noiselab.derivation import OWN_DERIVATION, PACKAGE
-from mri_noiselab.dicom.checks import check_deflated, check_pixel_data, frame_count, transfer_syntax
-from mri_noiselab.errors import CODECS_INSTALL, DecoderMissingError, DicomError, NotEligibleError, without_values
-
-# images re-encoded as one object). MR Spectroscopy, Enhanced MR Color, Parametric Map (float
-# maps with Modality MR), Secondary Capture and every non-MR class are left alone.
-_MR_IMAGE_CLASSES = {
-    pydicom.uid.MRImageStorage,
-    pydicom.uid.EnhancedMRImageStorage,
-    pydicom.uid.LegacyConvertedEnhancedMRImageStorage,
-}
-# Values 3 and later of ImageType (PS3.3 C.7.6.1.1.2) and of FrameType (value 3 Image Flavor,
-# value 4 Derived Pixel Contrast, C.8.16.1) that mark the pixel values as something other than
-# a magnitude. Vendors spell the complex component in classic ImageType: Siemens M/P/R/I,
-# Philips M/P/R/I beside M_SE, P_FFE, R_IR ... (prefix checked separately), PHASE MAP.
-_NOT_MAGNITUDE = {"P", "PHASE", "PHASE MAP", "PHASE_MAP", "R", "REAL", "I", "IMAGINARY"}
-_NOT_MAGNITUDE_PREFIXES = ("P_", "R_", "I_")
-# Images that are magnitudes but not the scanner's noisy reconstruction: maps computed from
-# several images (diffusion ADC/FA/trace, relaxometry, perfusion, velocity), projections and
-# reformats (their pixels are maxima, minima or interpolations, whose noise is not Rician),
-# subtractions (signed), localizers and screen captures. DICOM marks them DERIVED in value 1
-# (always in Enhanced MR, whose value 4 then names the contrast: ADC, FA, TRACEW, T1_MAP, MAXIMUM,
-# SUBTRACTION, ...); classic objects from some scanners keep ORIGINAL and say it only in
-# values 3+, with Siemens, GE and Philips words (MIP, MNIP, MPR, PROJECTION IMAGE, TRACEW, EADC,
-# RELCBF, T2 MAP). Words that raw acquisitions carry too (DIFFUSION, PERFUSION, ASL, FMRI,
-# MOSAIC, NORM) are not in the list.
-_NOT_ACQUIRED = {
-    "ADC", "EADC", "FA", "TRACE", "TRACEW", "EXP", "DIFFUSION_ANISO", "DIFFUSION_ATTN",
-    "T1 MAP", "T2 MAP", "T2* MAP", "T1_MAP", "T2_MAP", "T2_STAR_MAP", "R2_STAR_MAP", "PROTON_DENSITY_MAP",
-    "CBF", "CBV", "MTT", "TTP", "RCBF", "RCBV", "RELCBF", "RELCBV", "RELMTT", "PBP", "GBP",
-    "VELOCITY", "VELOCITY MAP", "FIELD_MAP", "FAT_FRACTION", "WATER_FRACTION",
-    "MIP", "MINIP", "MNIP", "MAXIMUM", "MINIMUM", "MPR", "CPR", "PROJECTION IMAGE",
-    "SUBTRACTION", "SUB", "LOCALIZER", "SCREEN SAVE",
-}
-# Every derived object this package writes says so in DerivationDescription, at the top level or
-# (Enhanced MR) in each frame's DerivationImageSequence; ContributingEquipmentSequence may be
-# stripped by other tools, the derivation text is part of what the image is.
-_OWN_OUTPUT = f"output of {PACKAGE}"
+from mri_noiselab.dicom.checks import functional_item
+from mri_noiselab.dicom.eligibility import frame_reasons
+from mri_noiselab.dicom.pixels import PixelRef, decode, read_dataset
+from mri_noiselab.errors import DicomError, NotEligibleError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -83,23 +44,23 @@ def hide_values(func: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-@dataclass
 class DicomStack:
     """Slices (single-frame files) or frames (one multi-frame file) that share one σ.
 
     Meets :class:`mri_noiselab.clean.Volume`: its axes are ``(slices, rows, cols)``,
     slices never enter an int window, and it holds no volume axis.
 
-    Attributes
+    Parameters
     ----------
     datasets : list of pydicom.Dataset
         One per single-frame file, sorted along the slice normal; or one
-        multi-frame dataset.
+        multi-frame dataset. Headers only: the pixel data is held by ``stored``
+        or ``pixels``.
     paths : list of pathlib.Path
         The source file of each dataset.
-    stored : numpy.ndarray
+    stored : numpy.ndarray or None
         Stored values, shape ``(slices, rows, cols)``, the source dtype in
-        native byte order.
+        native byte order; None with ``pixels``.
     slope, intercept : numpy.ndarray
         Rescale slope and intercept per slice or frame (1 and 0 when absent).
     frames : numpy.ndarray of int or None
@@ -109,28 +70,88 @@ class DicomStack:
     whole : DicomStack or None
         With ``frames``: the stack of every frame of the file, which the
         derived object is written from (see :meth:`file_pixels`).
+    pixels : list of PixelRef, optional
+        Single-frame files: where each file's pixel data lies, decoded when a
+        block of slices is asked for (:meth:`stored_block`), never all at once
+        unless :attr:`stored` is.
+    dtype : numpy.dtype, optional
+        With ``pixels``: the dtype the files decode to.
     """
 
-    datasets: list[Dataset]
-    paths: list[Path]
-    stored: np.ndarray
-    slope: np.ndarray
-    intercept: np.ndarray
-    frames: np.ndarray | None = None
-    whole: DicomStack | None = field(default=None, repr=False)
-    # magnitude() is needed by the background, σ, the correction and the QC figure of
-    # one stack: computed once, read-only so that no caller can change the others' copy.
-    _magnitude: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    axes = (1, 2, 0)
+    """The array axes of rows, columns and slices."""
+    slice_axis = 0
+    volume_axis = None
+
+    def __init__(
+        self,
+        datasets: list[Dataset],
+        paths: list[Path],
+        stored: np.ndarray | None,
+        slope: np.ndarray,
+        intercept: np.ndarray,
+        frames: np.ndarray | None = None,
+        whole: DicomStack | None = None,
+        *,
+        pixels: list[PixelRef] | None = None,
+        dtype: np.dtype[Any] | None = None,
+    ) -> None:
+        if (stored is None) == (pixels is None):
+            raise ValueError("a stack holds its stored values or the references of its files' pixels: give one")
+        if pixels is not None and (dtype is None or len(pixels) != len(datasets)):
+            raise ValueError("pixel references need the dtype and one reference per dataset")
+        self.datasets = datasets
+        self.paths = paths
+        self.slope = slope
+        self.intercept = intercept
+        self.frames = frames
+        self.whole = whole
+        self.pixels = pixels
+        self._stored = stored
+        self._dtype = np.dtype(dtype) if stored is None else stored.dtype
+        first = datasets[0]
+        self._shape = tuple(stored.shape) if stored is not None else (len(datasets), int(first.Rows), int(first.Columns))
+        # magnitude() is needed by the background, σ, the correction and the QC figure of
+        # one stack: computed once, read-only so that no caller can change the others' copy.
+        self._magnitude: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"DicomStack({self.label})"
+
+    @property
+    def stored(self) -> np.ndarray:
+        """Stored values of the whole stack, ``(slices, rows, cols)`` (decoded on first use with ``pixels``)."""
+        if self._stored is None:
+            self._stored = self.stored_block(slice(None))
+        return self._stored
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype of the stored values."""
+        return self._dtype
+
+    def stored_block(self, block: slice) -> np.ndarray:
+        """Stored values of slices ``block``: decoded from their files when the stack holds references."""
+        if self._stored is not None or self.pixels is None:
+            return self.stored[block]
+        parts = [ref.decode() for ref in self.pixels[block]]
+        for ref, part in zip(self.pixels[block], parts):
+            if part.shape != (1, *self._shape[1:]) or part.dtype != self._dtype:
+                raise DicomError(f"{ref.path}: pixel data decoded as {part.dtype} {part.shape[1:]}, "
+                                 f"unlike the {self._dtype} {self._shape[1:]} its header and series declare")
+        if not parts:
+            return np.empty((0, *self._shape[1:]), dtype=self._dtype)
+        return np.concatenate(parts, axis=0)
 
     @property
     def is_multiframe(self) -> bool:
         """True when the stack's frames come from one multi-frame file."""
-        return len(self.datasets) == 1 and self.stored.shape[0] > 1
+        return len(self.datasets) == 1 and self._shape[0] > 1
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """``(slices, rows, cols)``."""
-        n, r, c = self.stored.shape
+        n, r, c = self._shape
         return (n, r, c)
 
     @property
@@ -147,11 +168,6 @@ class DicomStack:
     def unit(self) -> float:
         """The real-world value of one unit of :meth:`magnitude`: the first slice's or frame's slope."""
         return float(self.slope[0])
-
-    axes = (1, 2, 0)
-    """The array axes of rows, columns and slices."""
-    slice_axis = 0
-    volume_axis = None
 
     @property
     def mosaic(self) -> int:
@@ -208,13 +224,41 @@ class DicomStack:
         """
         if stored is None and self._magnitude is not None:
             return self._magnitude[block]
-        values = (self.stored[block] if stored is None else stored).astype(np.float64)
+        values = (self.stored_block(block) if stored is None else stored).astype(np.float64)
         # One slope and no intercept (most MR) make this the stored values: x * 1 + 0 == x
         # exactly, so skipping the arithmetic changes no bit and two passes over the block.
         if not self._identity:
             values *= (self.slope[block] / self.unit)[:, None, None]
             values += (self.intercept[block] / self.unit)[:, None, None]
         return values
+
+    def masked_block(self, block: slice, mask: np.ndarray) -> np.ndarray:
+        """``magnitude_block(block)[mask]``, the rescale applied to the chosen values only (the same bits)."""
+        stored = self.stored_block(block)
+        values: np.ndarray = stored[mask].astype(np.float64)
+        if not self._identity:
+            per_slice = np.count_nonzero(mask.reshape(len(stored), -1), axis=1)
+            values *= np.repeat(self.slope[block] / self.unit, per_slice)
+            values += np.repeat(self.intercept[block] / self.unit, per_slice)
+        return values
+
+    def negative_block(self, block: slice) -> bool:
+        """Whether any :meth:`magnitude` value of slices ``block`` is below zero.
+
+        The rescale is monotonic in the stored value, value by value in floating
+        point too, so each slice's smallest and largest stored values decide; an
+        unsigned stack without an intercept is never read for it.
+        """
+        if self._identity and self._dtype.kind == "u":
+            return False
+        stored = self.stored_block(block)
+        if self._identity:
+            return bool(stored.size and stored.min() < 0)
+        flat = stored.reshape(len(stored), -1)
+        ends = np.stack([flat.min(axis=1), flat.max(axis=1)], axis=1).astype(np.float64)
+        ends *= (self.slope[block] / self.unit)[:, None]
+        ends += (self.intercept[block] / self.unit)[:, None]
+        return bool(np.any(ends < 0))
 
     @property
     def _identity(self) -> bool:
@@ -242,7 +286,7 @@ class DicomStack:
             np.rint(values, out=values)
         lo, hi = stored_range(self.datasets[0])
         np.clip(values, lo, hi, out=values)
-        return values.astype(self.stored.dtype)
+        return values.astype(self._dtype)
 
     def file_pixels(self, stored: np.ndarray) -> tuple[DicomStack, np.ndarray]:
         """The stack of the whole files and their stored values, with ``stored`` in this stack's frames.
@@ -263,26 +307,6 @@ def stored_range(ds: Dataset) -> tuple[int, int]:
     if int(ds.get("PixelRepresentation", 0)) == 1:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
-
-
-def read_dataset(path: Path) -> Dataset:
-    """The dataset of a Part 10 file, every element converted: a damaged one fails here."""
-    check_deflated(path)
-    try:
-        with warnings.catch_warnings():
-            # Reading must not depend on the caller's warning filters; the checks after it decide.
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path)
-            # pydicom converts elements on first access: a damaged one must fail here, not when writing.
-            for _ in ds.iterall():
-                pass
-    except InvalidDicomError:
-        raise DicomError(f"{path}: not a DICOM file (no 'DICM' file header)") from None
-    except (OSError, EOFError) as e:
-        raise DicomError(f"{path}: cannot read: {e}") from None
-    except Exception as e:  # pydicom raises many types on damaged headers
-        raise DicomError(f"{path}: damaged DICOM header ({without_values(e)})") from None
-    return ds
 
 
 def check_image(ds: Dataset, path: Path) -> None:
@@ -307,190 +331,12 @@ def check_image(ds: Dataset, path: Path) -> None:
         raise DicomError(f"{path}: BitsAllocated {ds.BitsAllocated} is not supported (8, 16 or 32)")
 
 
-def is_own_output(ds: Dataset) -> bool:
-    """True when ``ds`` is an object this package wrote (its DerivationDescription says so).
-
-    The text is at the top level of single-frame objects and in each frame's
-    DerivationImageSequence of Enhanced MR objects.
-    """
-    return own_derivation(ds) is not None
-
-
-def own_derivation(ds: Dataset) -> str | None:
-    """The DerivationDescription this package wrote into ``ds`` (top level, shared or first frame's), or None."""
-    items = [ds]
-    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        for group in ds.get(groups) or []:
-            items.extend(group.get("DerivationImageSequence") or [])
-    for item in items:
-        text = str(item.get("DerivationDescription", "") or "")
-        if OWN_DERIVATION in text:
-            return text
-    return None
-
-
-def eligibility(ds: Dataset, *, include_derived: bool = False) -> str | None:
-    """Why ``ds`` is not corrected, or None when it is: the one policy of every batch and σ report.
-
-    Corrected are MR Image, Enhanced MR and Legacy Converted Enhanced MR
-    objects of Modality MR whose pixels are magnitudes as the scanner
-    reconstructed them. Left alone, with the reason returned:
-
-    - the output of this package (its DerivationDescription), always;
-    - other SOP classes (MR spectroscopy, colour, parametric maps, secondary
-      capture, CT, ...) and other modalities, always;
-    - phase, real and imaginary images (ComplexImageComponent, ImageType
-      values such as P, R, I, PHASE MAP, the GE private image type), always;
-    - derived images (ImageType value 1 DERIVED), computed maps and
-      projections (ADC, FA, TRACEW, MIP, MPR, T2 MAP, ...) and localizers,
-      unless ``include_derived``.
-
-    A multi-frame object is judged frame by frame (FrameType and
-    ComplexImageComponent of its functional groups): a MIXED file whose
-    magnitude frames pass is corrected on those frames only.
-
-    Parameters
-    ----------
-    ds : pydicom.Dataset
-    include_derived : bool
-        Let derived images, maps, projections and localizers through.
-
-    Returns
-    -------
-    str or None
-        A short reason that quotes no attribute value beyond the ImageType
-        word it matched, or None.
-    """
-    if is_own_output(ds):
-        return _OWN_OUTPUT
-    sop_class = str(ds.get("SOPClassUID", "") or "")
-    if sop_class and sop_class not in _MR_IMAGE_CLASSES:
-        name = pydicom.uid.UID(sop_class).name
-        return f"not an MR magnitude image ({name if name != sop_class else 'an unknown SOP class'})"
-    if str(ds.get("Modality", "") or "MR").strip().upper() != "MR":
-        return "not an MR image (Modality is not MR)"
-    reasons = frame_reasons(ds, include_derived)
-    if any(reason is None for reason in reasons):
-        return None
-    return collections.Counter(reasons).most_common(1)[0][0]
-
-
-def _upper_values(value: Any) -> list[str]:
-    values = [value] if isinstance(value, str) else list(value or [])
-    return [str(v).strip().upper() for v in values]
-
-
-def _ge_component(ds: Dataset) -> str | None:
-    """GE's private image type (0043,102F): 0 magnitude, 1 phase, 2 real, 3 imaginary."""
-    try:
-        value = int(ds.private_block(0x0043, "GEMS_PARM_01")[0x2F].value)
-    except (KeyError, TypeError, ValueError):
-        return None
-    return {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}.get(value)
-
-
-def frame_reasons(ds: Dataset, include_derived: bool) -> list[str | None]:
-    """The reason to leave each frame alone (None: correct it), from its FrameType and ComplexImageComponent.
-
-    A frame's MRImageFrameTypeSequence item (per-frame, else shared) speaks for it;
-    what it lacks comes from the top-level ImageType and ComplexImageComponent.
-    """
-    image_type = _upper_values(ds.get("ImageType"))
-    component = str(ds.get("ComplexImageComponent", "") or "").strip().upper() or _ge_component(ds)
-    frames = frame_count(ds)
-    reasons = []
-    for frame in range(frames):
-        item = _functional_item(ds, frame, "MRImageFrameTypeSequence")
-        values = _upper_values(item.get("FrameType")) if item is not None and "FrameType" in item else image_type
-        own = str(item.get("ComplexImageComponent", "") or "").strip().upper() if item is not None else ""
-        reasons.append(_image_reason(values, own or component, include_derived))
-    return reasons
-
-
-def _image_reason(values: Sequence[str], component: str | None, include_derived: bool) -> str | None:
-    if component == "MIXED":
-        return "mixed complex components (ComplexImageComponent MIXED) with no per-frame component"
-    if component in ("PHASE", "REAL", "IMAGINARY"):
-        return f"a {component.lower()} image (ComplexImageComponent), not a magnitude"
-    for value in values[2:]:
-        if value in _NOT_MAGNITUDE:
-            return f"a phase, real or imaginary image (ImageType {value}), not a magnitude"
-        if value.startswith(_NOT_MAGNITUDE_PREFIXES):
-            return f"a phase, real or imaginary image (ImageType {value[:2]}...), not a magnitude"
-    if include_derived:
-        return None
-    for value in values[2:]:
-        if value == "LOCALIZER":
-            return "a localizer (ImageType LOCALIZER)"
-        if value in _NOT_ACQUIRED:
-            return f"a computed image, not an acquisition (ImageType {value})"
-    if values[:1] == ["DERIVED"]:
-        return "a derived image (ImageType DERIVED)"
-    return None
-
-
-def decode(ds: Dataset, path: Path) -> np.ndarray:
-    """The stored values of ``ds`` as ``(frames, rows, cols)`` integers in native byte order.
-
-    The pixel data is removed from ``ds``, which keeps its header.
-    """
-    check_pixel_data(ds, path)
-    ts = transfer_syntax(ds)
-    if ts is not None and ts.is_compressed:
-        try:
-            decoder = get_decoder(ts)
-        except NotImplementedError:
-            raise DicomError(f"{path}: pixel data compressed as {ts.name}, which pydicom cannot decode") from None
-        if not decoder.is_available:
-            needs = "; ".join(decoder.missing_dependencies)
-            raise DecoderMissingError(
-                f"{path}: pixel data compressed as {ts.name} and no decoder is installed: {CODECS_INSTALL}"
-                + (f" (pydicom's plugins for it need: {needs})" if needs else "")
-            )
-    if ts == pydicom.uid.RLELossless:
-        # pydicom's own RLE decoder checks segment bounds; the Rust plugin panics on damaged
-        # segments and prints a backtrace to stderr, which a caller cannot silence.
-        ds.pixel_array_options(decoding_plugin="pydicom")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = ds.pixel_array
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as e:  # decoders raise many types on damaged data; Rust ones (pyo3) a BaseException "PanicException"
-        # All of it on one line: pydicom puts what each plugin lacks on the lines after the first.
-        raise DicomError(f"{path}: cannot decode the pixel data ({' '.join(str(e).split()) or type(e).__name__})") from None
-    arr = np.asarray(arr)
-    # The stack keeps the stored values; the dataset keeps its header only: its PixelData bytes and
-    # pydicom's decoded copy (cleared with them) would hold the series twice more.
-    del ds.PixelData
-    if arr.dtype.kind not in "iu":
-        raise DicomError(f"{path}: pixel data decoded as {arr.dtype}, expected integers")
-    arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise DicomError(f"{path}: pixel data of shape {arr.shape} is not one or more 2-D frames")
-    return arr
-
-
-def _functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
-    """The first item of functional group ``sequence`` for ``frame``: per-frame first, then shared."""
-    for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
-        items = ds.get(groups)
-        found = items[index].get(sequence) if items is not None and len(items) > index else None
-        if found:
-            item: Dataset = found[0]
-            return item
-    return None
-
-
 def rescale(ds: Dataset, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Rescale slope and intercept of each frame: per frame, shared, or the top-level ones."""
     slope = np.ones(frames)
     intercept = np.zeros(frames)
     for i in range(frames):
-        item = _functional_item(ds, i, "PixelValueTransformationSequence")
+        item = functional_item(ds, i, "PixelValueTransformationSequence")
         item = ds if item is None else item
         slope[i] = _number(item, "RescaleSlope", 1.0)
         intercept[i] = _number(item, "RescaleIntercept", 0.0)
@@ -564,20 +410,10 @@ def stack_from_dataset(ds: Dataset, path: Path, include_derived: bool) -> DicomS
 
 __all__ = [
     "DicomStack",
-    "check_deflated",
     "check_image",
-    "check_pixel_data",
-    "decode",
-    "eligibility",
-    "frame_count",
-    "frame_reasons",
     "hide_values",
-    "is_own_output",
-    "own_derivation",
-    "read_dataset",
     "read_file",
     "rescale",
     "stack_from_dataset",
     "stored_range",
-    "transfer_syntax",
 ]

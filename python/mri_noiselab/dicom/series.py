@@ -18,17 +18,10 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from mri_noiselab._files import Unreadable, walk_files
-from mri_noiselab.dicom.read import (
-    DicomStack,
-    check_image,
-    decode,
-    eligibility,
-    frame_count,
-    hide_values,
-    read_dataset,
-    rescale,
-    stack_from_dataset,
-)
+from mri_noiselab.dicom.checks import frame_count
+from mri_noiselab.dicom.eligibility import eligibility
+from mri_noiselab.dicom.pixels import PixelRef, pixel_ref, read_dataset
+from mri_noiselab.dicom.read import DicomStack, check_image, hide_values, rescale, stack_from_dataset
 from mri_noiselab.errors import DicomError, Failure, NotEligibleError, failure, without_values
 
 # What separates the stacks of one series: echoes, repeated acquisitions, time points,
@@ -132,7 +125,7 @@ class _Grouping:
 
     include_derived: bool
     stacks: list[DicomStack] = field(default_factory=list)
-    groups: dict[tuple[Any, ...], list[tuple[Dataset, Path]]] = field(default_factory=dict)
+    groups: dict[tuple[Any, ...], list[tuple[Dataset, Path, PixelRef]]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     ineligible: list[Skip] = field(default_factory=list)
     series_files: dict[str, list[Path]] = field(default_factory=dict)
@@ -144,7 +137,7 @@ class _Grouping:
             if not pydicom.misc.is_dicom(path):
                 self.ineligible.append(Skip(path, "not a DICOM file (no 'DICM' file header)", dicom=False))
                 return
-            ds = read_dataset(path)
+            ds = read_dataset(path, defer_pixels=True)
             skip = _judge(ds, path, self.include_derived)
             if skip is not None:
                 self.ineligible.append(skip)
@@ -156,7 +149,7 @@ class _Grouping:
             if frame_count(ds) > 1:
                 self.stacks.append(stack_from_dataset(ds, path, self.include_derived))
             else:
-                self.groups.setdefault(_split_key(ds), []).append((ds, path))
+                self.groups.setdefault(_split_key(ds), []).append((ds, path, pixel_ref(ds, path)))
         except OSError as e:
             self.failures.append(Failure(path, f"{path}: cannot read: {e}"))
         except (ValueError, TypeError) as e:  # DicomError, or a value unlike its VR (BitsAllocated "x")
@@ -171,7 +164,7 @@ class _Grouping:
         stacks = list(self.stacks)
         for members in self.groups.values():
             try:
-                stacks.append(_stack_from_files([m[0] for m in members], [m[1] for m in members]))
+                stacks.append(_stack_from_files([m[0] for m in members], [m[1] for m in members], [m[2] for m in members]))
             except (ValueError, TypeError) as e:  # a value unlike its VR (RescaleSlope "x") fails its series only
                 message = str(e) if isinstance(e, DicomError) else _message(members[0][1], e)  # a DicomError names its file
                 self.series_errors.setdefault(str(members[0][0].SeriesInstanceUID), []).append(message)
@@ -266,11 +259,12 @@ def _raise_nothing_found(root: Path, failures: Sequence[Failure], ineligible: Se
     raise DicomError(f"{root}: no usable DICOM image found{others}")
 
 
-def _stack_from_files(datasets: list[Dataset], paths: list[Path]) -> DicomStack:
-    """One stack of single-frame files: sorted along the slice normal, one image format."""
+def _stack_from_files(datasets: list[Dataset], paths: list[Path], pixels: list[PixelRef]) -> DicomStack:
+    """One stack of single-frame files: sorted along the slice normal, one image format; pixels left in the files."""
     order = _slice_order(datasets, paths)
     datasets = [datasets[i] for i in order]
     paths = [paths[i] for i in order]
+    pixels = [pixels[i] for i in order]
     first = datasets[0]
     for ds, p in zip(datasets, paths):
         for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "PixelRepresentation"):
@@ -279,19 +273,22 @@ def _stack_from_files(datasets: list[Dataset], paths: list[Path]) -> DicomStack:
                     f"{p}: {keyword} {ds.get(keyword)} differs from {first.get(keyword)} in {paths[0].name} "
                     "of the same series: one stack needs one image format"
                 )
-    slices = [decode(ds, p) for ds, p in zip(datasets, paths)]
     scales = []
     for ds, p in zip(datasets, paths):
         try:
             scales.append(rescale(ds, 1))
         except DicomError as e:
             raise DicomError(f"{p}: {e}") from None
+    # pydicom decodes BitsAllocated 8, 16 and 32 to these; a file that decodes otherwise fails then.
+    dtype = np.dtype(f"{'i' if int(first.get('PixelRepresentation', 0)) == 1 else 'u'}{int(first.BitsAllocated) // 8}")
     return DicomStack(
         datasets,
         paths,
-        np.concatenate(slices, axis=0),
+        None,
         np.concatenate([r[0] for r in scales]),
         np.concatenate([r[1] for r in scales]),
+        pixels=pixels,
+        dtype=dtype,
     )
 
 
@@ -311,12 +308,12 @@ def read_stack(paths: Sequence[str | os.PathLike[str]], *, include_derived: bool
     files = [Path(p) for p in paths]
     datasets = []
     for p in files:
-        ds = read_dataset(p)
+        ds = read_dataset(p, defer_pixels=len(files) > 1)
         check_image(ds, p)
         datasets.append(ds)
     if len(files) == 1:
         return stack_from_dataset(datasets[0], files[0], include_derived)
-    return _stack_from_files(datasets, files)
+    return _stack_from_files(datasets, files, [pixel_ref(ds, p) for ds, p in zip(datasets, files)])
 
 
 @hide_values
