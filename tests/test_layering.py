@@ -43,6 +43,7 @@ if not (PACKAGE / "pipeline.py").is_file():  # an installed wheel: read the sour
 LAYERS = {
     "mri_noiselab._kernels": "base", "mri_noiselab._core": "base", "mri_noiselab.errors": "base",
     "mri_noiselab.roi": "base", "mri_noiselab._atomic": "base", "mri_noiselab._files": "base",
+    "mri_noiselab._progress": "base",
     "mri_noiselab._args": "args",
     "mri_noiselab.chi": "science", "mri_noiselab.quality": "science", "mri_noiselab.background": "science",
     "mri_noiselab.noise": "science", "mri_noiselab.compat": "science",

@@ -31,6 +31,7 @@ from pydicom.errors import InvalidDicomError
 from mri_noiselab._args import DEFAULT_F_SIZE, ESTIMATORS, METHODS
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, size_text
 from mri_noiselab._kernels import _core
+from mri_noiselab._progress import ProgressBar
 from mri_noiselab.chi import efficiency
 from mri_noiselab.clean import BackgroundSpec, CleanOptions, CleanResult, SigmaGroup, Volume
 from mri_noiselab.demo import run_example
@@ -42,9 +43,10 @@ from mri_noiselab.roi import Roi, parse_roi, roi_mask
 
 PROG = "mri-noiselab"
 ESTIMATOR_HELP = (
-    "σ from the background: mle (default, the most precise), mean (efficiency 0.91-1) or std (the seed's "
-    "std/0.655; efficiency 0.45 for 1 coil but about 1/(2N) for N coils, 0.06 at N = 8: it needs "
-    "1/efficiency times the background pixels of mle for the same precision)"
+    "σ from the background: mle (default, the most precise), mean (efficiency 0.91-1) or std (the standard "
+    "deviation scaled for N coils; for 1 coil std/0.655, the estimator of mri-noiselab 0.1; efficiency 0.45 "
+    "for 1 coil but about 1/(2N) for N coils, 0.06 at N = 8: it needs 1/efficiency times the background "
+    "pixels of mle for the same precision)"
 )
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -129,7 +131,7 @@ def _shared() -> tuple[_Parser, _Parser]:
     )
     background.add_argument("--coils", type=_positive_int, default=None,
                             help="receiver coils combined by sum of squares (default: fitted to the background, "
-                            "which also gives an adaptive combination's effective count; 1 with --sigma)")
+                            "which also gives an adaptive combination's effective count; 1 with clean --sigma)")
     background.add_argument("--sigma-per-volume", action="store_true", help=PER_VOLUME_HELP)
     background.add_argument("--include-derived", action="store_true", help=INCLUDE_DERIVED_HELP)
     background.add_argument("--max-image-size", type=_size, default=DEFAULT_MAX_IMAGE_BYTES, metavar="SIZE",
@@ -143,7 +145,8 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
         "clean", parents=parents, help="correct a DICOM or NIfTI file or folder and write derived files",
         description="Estimate σ from the background (or take --sigma), remove the noise bias, and write new "
         "files: DICOM objects with new UIDs and derivation metadata, or NIfTI images with the source's header. "
-        "Inputs are never modified; outputs are written atomically.",
+        "Inputs are never modified; outputs are written atomically. On a terminal, a progress bar on stderr "
+        "counts the input files.",
     )
     clean.add_argument("source", metavar="SRC",
                        help="a DICOM or NIfTI (.nii, .nii.gz) file, or a folder (searched recursively) of either")
@@ -154,8 +157,8 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
                      help="known σ in stored units (from a noise scan or an earlier run): skips estimation")
     how.add_argument("--estimator", choices=ESTIMATORS, default="mle", help=ESTIMATOR_HELP)
     clean.add_argument("--method", choices=METHODS, default=CleanOptions.method,
-                       help="lmmse (default; keeps edges), moments (the seed's box mean of M², which blurs; "
-                       "the earlier default, with --f-size 10) or pointwise (no window)")
+                       help="lmmse (default; keeps edges), moments (the box mean of M² of mri-noiselab 0.1, which "
+                       "blurs edges; 0.1's default window was 10) or pointwise (no window)")
     clean.add_argument("--f-size", type=_f_size, default=CleanOptions.f_size, metavar="N",
                        help=f"window: N gives N x N within each slice (default {DEFAULT_F_SIZE}, widened with many coils "
                        "to hold 4 (N + 1) pixels: 13 at 32 coils); slices are thicker "
@@ -166,7 +169,7 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
                        help="print one JSON object: each volume's input and output files, σ and its standard error, "
                        "coils, estimator, method, window and DICOM SeriesInstanceUIDs; the inputs skipped and why, "
                        "the outputs kept (--skip-existing), the failures; the version")
-    clean.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
+    clean.add_argument("--threads", type=_positive_int, metavar="N", help="kernel threads (default: all cores)")
     clean.add_argument("--uid-prefix", metavar="PREFIX",
                        help="DICOM: root for the new UIDs, e.g. 1.2.826.0.1.3680043.10.1234.")
     existing = clean.add_mutually_exclusive_group()
@@ -189,7 +192,8 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
 def _parser() -> _Parser:
     common, background = _shared()
     parser = _Parser(prog=PROG, description="Rician noise bias correction of MR magnitude DICOM and NIfTI images.",
-                     epilog="exit codes: 0 ok, 1 some files failed, 2 bad input, 3 internal error, 130 interrupted")
+                     epilog="exit codes: 0 ok, 1 some files failed, 2 bad input, 3 internal error, 130 interrupted, "
+                     "143 terminated")
     parser.add_argument("-V", "--version", action="version", version=f"{PROG} {_core.__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -229,27 +233,23 @@ def _options(args: argparse.Namespace, **more: Any) -> CleanOptions:
 
 
 def _progress(args: argparse.Namespace, err: TextIO) -> tuple[Callable[[int], None], Callable[[Path], None], Callable[[], None]]:
-    """tqdm on a terminal for more than one file; plain lines with --verbose; nothing otherwise."""
-    bar: list[Any] = []
+    """A bar on stderr when it is a terminal and the run has more than one file (not with -q or --json);
+    with --verbose, a "done: NAME" line per file, above the bar if there is one."""
+    bar: list[ProgressBar] = []
 
     def start(total: int) -> None:
-        if args.quiet or total < 2 or not err.isatty():
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return
-        bar.append(tqdm(total=total, unit="file", file=err, leave=False))
+        if total > 1 and not args.quiet and not args.json and err.isatty():
+            bar.append(ProgressBar(err, total))
 
     def step(path: Path) -> None:
-        if bar:
-            bar[0].update(1)
         if args.verbose:
-            (bar[0].write if bar else lambda s: print(s, file=err))(f"done: {path.name}")
+            (bar[0].print_above if bar else lambda s: print(s, file=err))(f"done: {path.name}")
+        if bar:
+            bar[0].step()
 
     def close() -> None:
         if bar:
-            bar[0].close()
+            bar.pop().close()
 
     return start, step, close
 
