@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from dicom_helpers import phantom_volume, write_series
 
 import mri_noiselab as nl
 from mri_noiselab import blocks
-from mri_noiselab.dicom import read_source
+from mri_noiselab.dicom import DicomStack, read_source
 
 
 @pytest.mark.parametrize(("slope", "intercept"), [(1.0, 0.0), (0.37, -12.5)])
@@ -30,3 +32,18 @@ def test_blocks_of_two_slices_give_the_whole_stacks_bits(tmp_path, monkeypatch, 
     mask = np.zeros(stack.shape, bool)
     mask[:, :6, :6] = True
     np.testing.assert_array_equal(blocks.masked_values(stack, mask), stack.magnitude()[mask])
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int32])
+def test_negative_check_and_masked_values_match_the_magnitude(dtype):
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype)
+    stored = rng.integers(max(info.min, -300), 300, size=(6, 5, 4)).astype(dtype)
+    for slope, intercept in [(np.ones(6), np.zeros(6)), (rng.uniform(0.1, 3, 6), rng.uniform(-50, 50, 6)),
+                             (-rng.uniform(0.1, 3, 6), rng.uniform(0, 900, 6))]:
+        stack = DicomStack([pydicom.Dataset()], [Path("x.dcm")], stored, slope, intercept)
+        magnitude = stack.magnitude_block(slice(None))
+        mask = rng.random(stored.shape) < 0.3
+        for b in (slice(0, 2), slice(2, 6)):
+            assert stack.negative_block(b) == bool(np.any(magnitude[b] < 0))
+            np.testing.assert_array_equal(stack.masked_block(b, mask[b]), magnitude[b][mask[b]])

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from mri_noiselab._atomic import AtomicBatch, permission_bits
-from mri_noiselab.blocks import SliceBlocks
+from mri_noiselab.blocks import SliceBlocks, blocks
 from mri_noiselab.clean import CleanOptions, CleanResult, Volume
 from mri_noiselab.derivation import PACKAGE, Derivation
 from mri_noiselab.dicom.derive import derive_datasets, derived_series_uid, write_dataset
@@ -105,12 +105,15 @@ class _Dicom:
     def write(self, volume: Volume, result: CleanResult, targets: list[Path], todo: list[bool], out: Output) -> list[Path]:
         assert out.series_uid is not None  # every DICOM job has its series' UID
         stack = _stack(volume)
-        if result.stored is None:  # streamed: corrected, derived and written a block of slices at a time
+        stored = result.stored
+        if stored is None:
             assert result.stored_block is not None
-            return write_stack(stack, result.stored_block, result.derivation, targets, todo, series_uid=out.series_uid,
-                               uid_prefix=out.uid_prefix, protected=out.protected, batch=out.batch,
-                               processes=out.processes, on_file=out.on_file)
-        whole, pixels = stack.file_pixels(result.stored)
+            if not stack.is_multiframe:  # one file a slice: corrected, derived and written a block at a time
+                return write_stack(stack, result.stored_block, result.derivation, targets, todo,
+                                   series_uid=out.series_uid, uid_prefix=out.uid_prefix, protected=out.protected,
+                                   batch=out.batch, processes=out.processes, on_file=out.on_file)
+            stored = np.concatenate([result.stored_block(b, None) for b in blocks(stack)])  # one file holds them all
+        whole, pixels = stack.file_pixels(stored)
         datasets = derive_datasets(whole, pixels, result.derivation, series_uid=out.series_uid, uid_prefix=out.uid_prefix)
         written = [write_dataset(ds, target, protected=out.protected, batch=out.batch, mode=permission_bits(source),
                                  folder_mode=permission_bits(source.parent))

@@ -294,7 +294,7 @@ def _derive_one(
     # range made it darker (a GE width of 876 became 2544).
     if "LossyImageCompression" not in ds and source_ts in _ALWAYS_LOSSY:
         ds.LossyImageCompression = "01"
-    return file_dataset(ds, implementation_version=f"MRINOISELAB{_core.__version__}")
+    return file_dataset(ds, implementation_version=f"MRINOISELAB{_core.__version__}", source=src)
 
 
 def _derived_type(values: Any, primary_only: bool) -> list[str]:
@@ -351,17 +351,24 @@ def _derive_frames(ds: Dataset, src: Dataset, derivation: Derivation) -> None:
     ds.SourceImageEvidenceSequence = DicomSequence([study])
 
 
-def file_dataset(ds: Dataset, *, implementation_version: str | None = None) -> FileDataset:
+def file_dataset(ds: Dataset, *, implementation_version: str | None = None, source: Dataset | None = None) -> FileDataset:
     """``ds`` as a Part 10 file in Explicit VR Little Endian, ready for :func:`write_dataset`.
 
     The rest of the file meta (media storage UIDs, implementation UID) is filled
     from the dataset when it is written (``dcmwrite(enforce_file_format=True)``).
+    With ``source``, the dataset ``ds`` was read from: elements of ``ds`` still as
+    read are written as they are where the encodings match (an Explicit VR Little
+    Endian source), and re-encoded otherwise.
     """
     meta = FileMetaDataset()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     if implementation_version is not None:
         meta.ImplementationVersionName = implementation_version[:16]
-    return FileDataset("", ds, file_meta=meta, preamble=b"\0" * 128)
+    out = FileDataset("", ds, file_meta=meta, preamble=b"\0" * 128)
+    implicit, little = source.original_encoding if source is not None else (None, None)
+    if implicit is not None and little is not None and source is not None:
+        out.set_original_encoding(implicit, little, source.original_character_set)
+    return out
 
 
 @hide_values
