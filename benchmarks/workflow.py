@@ -4,7 +4,7 @@ Builds one MR series (512x512 int16 slices of a head phantom with Rician noise, 
 and 16 zero-padded columns on each side, as scanners pad a rectangular field of view),
 then times, each as a fresh process so that its peak resident memory is its own:
 
-- the CLI with a background box (`clean SRC -o DST --roi ...`);
+- the CLI with a background box (`clean SRC -o DST --roi ...`), on all cores and on one;
 - the CLI with the automatic background (`clean SRC -o DST`);
 - the seed's how-to, step for step, in a loop over the files: dcmread, float32, sigma =
   std(ROI)/0.655, scipy's uniform_filter of M^2, subtraction, clip, cast, new UID, save_as;
@@ -12,10 +12,12 @@ then times, each as a fresh process so that its peak resident memory is its own:
 - a plain copy of the folder (shutil.copytree).
 
     python benchmarks/workflow.py                 # 200 slices, median of 3
-    python benchmarks/workflow.py --slices 1000 --repeats 1
-    python benchmarks/workflow.py --threads 1     # the CLI on one core (no worker processes)
+    python benchmarks/workflow.py --slices 1000 --repeats 1 --skip seed bare copy
 
-Prints wall time, peak RSS and the ratios to the seed loop and the bare loop.
+The CLI runs once on all cores (a worker process per core) and once with ``--threads 1``
+(no worker process). Prints wall time, peak RSS (of the process, and of its largest worker)
+and the ratios to the seed loop and the bare loop; the runs take turns, so that each sees
+the same moments of a noisy machine.
 """
 
 from __future__ import annotations
@@ -126,23 +128,23 @@ if code:
     sys.exit(code)
 """
 
-# Appended to every script: the process's own peak resident memory (Linux).
+# Appended to every script: the process's own peak resident memory and its largest worker's (Linux).
 PEAK = r"""
-import json
+import json, resource
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"peak_kib": rss}))
+print(json.dumps({"peak_kib": rss, "worker_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 
 
-def run(script: str, args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one fresh process."""
+def run(script: str, args: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MiB, the largest worker process's peak RSS MiB) of one fresh process."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", script + PEAK, *args], capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"failed: {' '.join(args)}\n{done.stderr}")
-    peak = json.loads(done.stdout.strip().splitlines()[-1])["peak_kib"] / 1024
-    return wall, peak
+    peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    return wall, peaks["peak_kib"] / 1024, peaks["worker_kib"] / 1024
 
 
 def main() -> None:
@@ -150,39 +152,41 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, help="--threads for the CLI runs")
+    parser.add_argument("--skip", nargs="*", default=[], help="runs to leave out (by the start of their name)")
     args = parser.parse_args()
-    threads = ["--threads", str(args.threads)] if args.threads else []
     with tempfile.TemporaryDirectory(prefix="mri-noiselab-workflow-") as tmp:
         root = Path(tmp)
         src = root / "series"
         make_series(src, args.slices, args.size)
         size_mib = sum(p.stat().st_size for p in src.iterdir()) / 2**20
         runs = {
-            "CLI --roi": (CLI, ["clean", "-q", str(src), "-o", "{out}", "--roi", ROI, *threads]),
-            "CLI automatic background": (CLI, ["clean", "-q", str(src), "-o", "{out}", *threads]),
+            "CLI --roi": (CLI, ["clean", "-q", str(src), "-o", "{out}", "--roi", ROI]),
+            "CLI --roi --threads 1": (CLI, ["clean", "-q", str(src), "-o", "{out}", "--roi", ROI, "--threads", "1"]),
+            "CLI automatic background": (CLI, ["clean", "-q", str(src), "-o", "{out}"]),
             "seed how-to loop": (SEED_LOOP, [str(src), "{out}"]),
             "bare pydicom loop": (BARE_LOOP, [str(src), "{out}"]),
             "copy of the folder": (COPY, [str(src), "{out}"]),
         }
-        results: dict[str, tuple[float, float]] = {}
-        for name, (script, template) in runs.items():
-            walls, peaks = [], []
-            for i in range(args.repeats):
-                out = root / f"out-{len(results)}-{i}"
-                wall, peak = run(script, [a.replace("{out}", str(out)) for a in template])
-                walls.append(wall)
-                peaks.append(peak)
+        runs = {k: v for k, v in runs.items() if not any(k.startswith(s) for s in args.skip)}
+        results: dict[str, tuple[float, float, float]] = {}
+        # Round robin: every run sees the machine's noise of the same moments.
+        samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
+        for i in range(args.repeats):
+            for name, (script, template) in runs.items():
+                out = root / f"out-{i}"
+                samples[name].append(run(script, [a.replace("{out}", str(out)) for a in template]))
                 shutil.rmtree(out)
-            results[name] = (statistics.median(walls), max(peaks))
-    seed, bare = results["seed how-to loop"][0], results["bare pydicom loop"][0]
-    print(f"{args.slices} slices of {args.size}x{args.size} int16 ({size_mib:.0f} MiB), "
-          f"median of {args.repeats}, {os.cpu_count()} cores{', CLI --threads ' + str(args.threads) if threads else ''}")
-    print(f"| run | wall s | × seed loop | × bare loop | peak RSS MiB |\n|---|---|---|---|---|")
-    for name, (wall, peak) in results.items():
-        print(f"| {name} | {wall:.2f} | {wall / seed:.2f} | {wall / bare:.2f} | {peak:.0f} |")
-    roi, auto = results["CLI --roi"][0], results["CLI automatic background"][0]
-    print(f"\nautomatic background / --roi: {auto / roi:.2f}")
+        for name, got in samples.items():
+            results[name] = (statistics.median(g[0] for g in got), max(g[1] for g in got), max(g[2] for g in got))
+    seed = results.get("seed how-to loop", (float("nan"),))[0]
+    bare = results.get("bare pydicom loop", (float("nan"),))[0]
+    print(f"{args.slices} slices of {args.size}x{args.size} int16 ({size_mib:.0f} MiB), median of {args.repeats}, "
+          f"{os.cpu_count()} cores")
+    print("| run | wall s | × seed loop | × bare loop | peak RSS MiB | largest worker MiB |\n|---|---|---|---|---|---|")
+    for name, (wall, peak, worker) in results.items():
+        print(f"| {name} | {wall:.2f} | {wall / seed:.2f} | {wall / bare:.2f} | {peak:.0f} | {worker:.0f} |")
+    if "CLI --roi" in results and "CLI automatic background" in results:
+        print(f"\nautomatic background / --roi: {results['CLI automatic background'][0] / results['CLI --roi'][0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -47,3 +47,13 @@ def test_negative_check_and_masked_values_match_the_magnitude(dtype):
         for b in (slice(0, 2), slice(2, 6)):
             assert stack.negative_block(b) == bool(np.any(magnitude[b] < 0))
             np.testing.assert_array_equal(stack.masked_block(b, mask[b]), magnitude[b][mask[b]])
+
+
+def test_masked_values_of_a_plane_repeated_on_every_slice():
+    stored = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    stack = DicomStack([pydicom.Dataset()], [Path("x.dcm")], stored, np.full(4, 0.5), np.arange(4.0))
+    plane = np.zeros((5, 6), bool)
+    plane[1:3, 2:5] = True
+    view = np.broadcast_to(plane, stored.shape)  # what roi_mask gives for boxes without slices
+    np.testing.assert_array_equal(stack.masked_block(slice(1, 4), view[1:4]),
+                                  stack.magnitude_block(slice(1, 4))[np.ascontiguousarray(view[1:4])])

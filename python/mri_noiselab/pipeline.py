@@ -24,7 +24,7 @@ from pydicom.uid import generate_uid
 from mri_noiselab._atomic import AtomicBatch, permission_bits, remove_stale_parts
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, image_limit
 from mri_noiselab._files import max_image_bytes as current_limit
-from mri_noiselab._args import threads
+from mri_noiselab._args import get_num_threads
 from mri_noiselab.batch import failure_message, run_batch
 from mri_noiselab.clean import (
     BackgroundSpec,
@@ -341,7 +341,7 @@ def _clean_planned(plan: _Plan, opts: CleanOptions, background: BackgroundSpec, 
     parallel = workers is not None or scheduler is not None
     task = functools.partial(_job, limit=current_limit(), options=opts, background=background,
                              protected=plan.inputs, uid_prefix=uid_prefix,
-                             processes=1 if parallel else threads(opts.num_threads),
+                             processes=1 if parallel else opts.num_threads or get_num_threads(),
                              on_file=None if parallel else done_path)
 
     def done(job: _Job) -> None:
