@@ -17,6 +17,7 @@ import pydicom
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.valuerep import VR
 from pydicom.pixels.decoders.base import get_decoder
 
 from mri_noiselab.dicom.checks import check_deflated, check_pixel_data, transfer_syntax
@@ -26,6 +27,7 @@ from mri_noiselab.errors import CODECS_INSTALL, DecoderMissingError, DicomError,
 # (read_dataset(defer_pixels=True)): the pixel data, read again a block of slices at a time.
 _DEFER_BYTES = 1 << 16
 _PIXEL_TAG = 0x7FE00010
+_KNOWN_VRS = {str(vr.value) for vr in VR}
 _NATIVE_LE = {pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian}
 # What pydicom's pixel_array reads besides the pixel data, copied into a PixelRef.
 _PIXEL_KEYWORDS = (
@@ -44,7 +46,7 @@ class PixelRef:
     """
 
     path: Path
-    offset: int | None  # None: a deflated dataset, whose offsets are in the inflated stream
+    offset: int | None  # None: read the file again (deflated, or encapsulated pixel data left in the file)
     length: int
     undefined_length: bool
     pixels: Dataset = field(repr=False)  # the file meta and the attributes pixel_array reads
@@ -115,21 +117,29 @@ def pixel_ref(ds: Dataset, path: Path) -> PixelRef:
     offset = raw.value_tell if isinstance(raw, RawDataElement) else None  # None: read the file again
     undefined = isinstance(raw, RawDataElement) and raw.length == 0xFFFFFFFF
     length = len(value) if isinstance(value, (bytes, bytearray)) else int(raw.length) if isinstance(raw, RawDataElement) else 0
-    if transfer_syntax(ds) == pydicom.uid.DeflatedExplicitVRLittleEndian:
-        offset = None
+    if transfer_syntax(ds) == pydicom.uid.DeflatedExplicitVRLittleEndian or (undefined and not isinstance(value, bytes)):
+        offset = None  # offsets into the inflated stream; an encapsulated value whose end is not known yet
     del ds[_PIXEL_TAG]
     return PixelRef(path, offset, length, undefined, pixels)
 
 
-def _convert(ds: Dataset) -> None:
-    """Convert every element of ``ds`` and its sequences, the pixel data left as it is (maybe deferred)."""
+def _check_structure(ds: Dataset) -> None:
+    """Parse every sequence of ``ds``, nested ones too, and check every element's VR: a damaged
+    header fails here, whatever is read of it later.
+
+    Other values are converted where they are used; the writer copies the rest as read
+    (converting every value of a GE header cost 4x reading it), so an odd value elsewhere
+    never fails a file.
+    """
     for tag in list(ds.keys()):
-        if tag == _PIXEL_TAG:
+        raw = ds.get_item(tag, keep_deferred=True)
+        if tag == _PIXEL_TAG or raw is None:
             continue
-        elem = ds[tag]
-        if elem.VR == "SQ":
-            for item in elem.value:
-                _convert(item)
+        if raw.VR is not None and raw.VR not in _KNOWN_VRS:
+            raise ValueError(f"element {tag} has an unknown VR")
+        if raw.VR == "SQ" or (raw.VR is None and isinstance(raw, RawDataElement) and ds[tag].VR == "SQ"):
+            for item in ds[tag].value:
+                _check_structure(item)
 
 
 def _load_deferred(ds: Dataset) -> None:
@@ -141,11 +151,11 @@ def _load_deferred(ds: Dataset) -> None:
 
 
 def read_dataset(path: Path, *, defer_pixels: bool = False) -> Dataset:
-    """The dataset of a Part 10 file, checked whole: a damaged element fails here.
+    """The dataset of a Part 10 file, its structure checked: a damaged header or sequence fails here.
 
-    Every element is converted once, in a copy: the dataset keeps the elements as
-    read, which pydicom writes back as they are (re-encoding the 300 elements of a
-    GE header cost 8 ms a file). With ``defer_pixels`` the pixel data stays in the
+    The dataset keeps its elements as read (sequences are parsed in a copy), and
+    pydicom writes them back as they are: re-encoding the 300 elements of a GE
+    header cost 8 ms a file. With ``defer_pixels`` the pixel data stays in the
     file until asked for: :func:`pixel_ref` tells where it lies.
     """
     check_deflated(path)
@@ -155,8 +165,7 @@ def read_dataset(path: Path, *, defer_pixels: bool = False) -> Dataset:
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES if defer_pixels else None)
             _load_deferred(ds)
-            # pydicom converts elements on first access: a damaged one must fail here, not when writing.
-            _convert(Dataset(dict(ds.items())))
+            _check_structure(Dataset(dict(ds.items())))
     except InvalidDicomError:
         raise DicomError(f"{path}: not a DICOM file (no 'DICM' file header)") from None
     except (OSError, EOFError) as e:
