@@ -59,8 +59,15 @@ def masked_values(volume: Magnitude, mask: np.ndarray) -> np.ndarray:
     """``volume.magnitude()[mask]``, block by block where the volume gives blocks."""
     if not isinstance(volume, SliceBlocks):
         return np.asarray(volume.magnitude()[mask])
-    parts = [volume.masked_block(b, mask[b]) for b in blocks(volume) if mask[b].any()]
-    return np.concatenate(parts) if parts else np.empty(0)
+    # Filled in place: a list of parts and their concatenation would hold the sample twice.
+    chosen = [(b, int(np.count_nonzero(mask[b]))) for b in blocks(volume)]
+    out = np.empty(sum(n for _, n in chosen))
+    start = 0
+    for b, n in chosen:
+        if n:
+            out[start : start + n] = volume.masked_block(b, mask[b])
+            start += n
+    return out
 
 
 def any_negative(volume: Magnitude) -> bool:

@@ -210,7 +210,7 @@ def _values(volume: Volume | _Part, mask: npt.ArrayLike) -> np.ndarray:
     m = np.asarray(mask)
     if m.shape != volume.shape:
         raise ValueError(f"background mask shape {m.shape} does not match the image shape {volume.shape}")
-    return masked_values(volume, m.astype(bool))
+    return masked_values(volume, m.astype(bool, copy=False))  # a broadcast ROI stays a view
 
 
 def _full_mask(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
@@ -353,8 +353,11 @@ def _group_sigmas(
         return groups, [_whole_mask(v, parts, found) for v in volumes]
     found = _backgrounds(volumes, background, options.coils, pooled=True)
     unit = volumes[0].unit
-    values = [_values(v, f.mask) * (v.unit / unit) for v, f in zip(volumes, found) if f.mask is not None]
-    estimate = estimate_sigma(np.concatenate(values), options.estimator, options.coils, warn=False)
+    # x * 1.0 is x: a stack in the first one's units is not copied (a long series' sample is large).
+    values = [_values(v, f.mask) if v.unit == unit else _values(v, f.mask) * (v.unit / unit)
+              for v, f in zip(volumes, found) if f.mask is not None]
+    estimate = estimate_sigma(values[0] if len(values) == 1 else np.concatenate(values), options.estimator,
+                              options.coils, warn=False)
     notes = [n for f in found for n in f.notes]
     # An automatic background has passed stricter tests of its noise than the ROI quality
     # report makes (whose advice is to pick another ROI): its own warnings stand instead.

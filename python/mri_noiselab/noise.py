@@ -166,7 +166,7 @@ def _sample(
             "or an earlier run"
         )
     used = bg if mask_arr is None else bg[mask_arr.view(bool)]
-    return (used[used != 0] if exclude_zeros else used), stats
+    return (used[used != 0] if exclude_zeros and stats.zeros_excluded else used), stats
 
 
 def _check_sample(stats: Any, estimator: Estimator, coils: int) -> None:
