@@ -393,3 +393,11 @@ def test_bad_sigma_map_out_is_a_one_line_error(bids, tmp_path):
     assert code == 2
     assert_one_line_error(err, "NIfTI inputs")
     assert not (tmp_path / "d").exists() and not (tmp_path / "o.dcm").exists()
+
+
+def test_two_files_of_a_run_with_one_name_are_refused(bids, tmp_path):
+    out = tmp_path / "deriv"
+    code, _, err = run("clean", str(bids), "-o", str(out), "--roi", ROI, "--bids-desc", "noise", "--sigma-map-out", f"{out}/")
+    assert code == 2
+    assert_one_line_error(err, "two files of this run", "desc-noise")
+    assert not out.exists()

@@ -364,10 +364,11 @@ class Companions:
                                                 self.layout.uri(p)))
                     companions.extend(Companion("copy", maps[p].with_name(stem + _split(c.target.name)[1]), image,
                                                 c.sources) for c in list(companions) if c.kind == "copy")
-        names = [*mapping.values(), *(c.target for cs in found.values() for c in cs)]
-        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
-        if twice is not None:
-            raise ValueError(f"two files of this run would be written to {twice}: choose another --bids-desc or σ map folder")
+        seen: set[Path] = set()
+        for name in [*mapping.values(), *(c.target for cs in found.values() for c in cs)]:
+            if name in seen:
+                raise ValueError(f"two files of this run would be written to {name}: choose another --bids-desc or σ map folder")
+            seen.add(name)
         return found
 
     def _maps(self, inputs: Sequence[Path], mapping: dict[Path, Path], output_root: Path) -> dict[Path, Path]:
