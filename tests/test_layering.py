@@ -43,7 +43,7 @@ if not (PACKAGE / "pipeline.py").is_file():  # an installed wheel: read the sour
 LAYERS = {
     "mri_noiselab._kernels": "base", "mri_noiselab._core": "base", "mri_noiselab.errors": "base",
     "mri_noiselab.roi": "base", "mri_noiselab._atomic": "base", "mri_noiselab._files": "base",
-    "mri_noiselab._progress": "base",
+    "mri_noiselab._progress": "base", "mri_noiselab._console": "base",
     "mri_noiselab._args": "args",
     "mri_noiselab.chi": "science", "mri_noiselab.quality": "science", "mri_noiselab.background": "science",
     "mri_noiselab.noise": "science", "mri_noiselab.compat": "science",
@@ -54,6 +54,7 @@ LAYERS = {
     "mri_noiselab.clean": "engine", "mri_noiselab.options": "engine", "mri_noiselab.dask": "engine", "mri_noiselab.blocks": "engine",
     "mri_noiselab.batch": "batch",
     "mri_noiselab.pipeline": "pipeline", "mri_noiselab.formats": "pipeline", "mri_noiselab.stream": "pipeline",
+    "mri_noiselab.bids": "pipeline",
     "mri_noiselab.demo": "app", "mri_noiselab.cli": "cli", "mri_noiselab.__main__": "main",
     "mri_noiselab": "facade", "mri_noiselab.dicom": "facade",
 }

@@ -6,9 +6,13 @@ the default thread count of the kernels.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal, TypeGuard
 
 import numpy as np
@@ -97,6 +101,53 @@ def check_sigma_values(sigma: np.ndarray) -> np.ndarray:
         shown = sigma if sigma.ndim == 0 else "an array with bad values"
         raise ValueError(f"sigma must be finite and > 0, got {shown}")
     return sigma
+
+
+def read_sigma_file(path: str | os.PathLike[str]) -> float | tuple[float, ...]:
+    """σ from a file: one value, or one per volume of a 4-D image, in stored units.
+
+    The file holds numbers separated by white space, commas or new lines (``#``
+    starts a comment), or JSON: a list of numbers, or the list that ``mri-noiselab
+    sigma --json [--sigma-per-volume]`` prints for one file (its ``sigma`` values
+    in order).
+
+    Raises
+    ------
+    ValueError
+        Naming the file: unreadable, empty, not numbers, values that are not
+        finite and > 0, or JSON rows of several sources.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p}: cannot read the sigma file ({getattr(e, 'strerror', None) or e})") from None
+    body = text.strip()
+    try:
+        values = _json_sigmas(json.loads(body)) if body.startswith(("[", "{")) else [
+            float(word) for line in body.splitlines() for word in re.split(r"[\s,]+", line.split("#")[0]) if word]
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{p}: not a list of sigma values ({e!s})") from None
+    if not values:
+        raise ValueError(f"{p}: the sigma file holds no value")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{p}: sigma values must be finite and > 0, got {', '.join(f'{v:g}' for v in values)}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _json_sigmas(data: object) -> list[float]:
+    """The σ values of a JSON list of numbers, or of ``sigma --json`` rows (one source)."""
+    rows = data if isinstance(data, list) else [data]
+    if all(isinstance(r, dict) for r in rows):
+        sources = {json.dumps(r.get("source")) for r in rows if isinstance(r, dict)}
+        if len(sources) > 1:
+            raise ValueError(f"σ of {len(sources)} sources: keep the rows of the one image to clean")
+        if not all(isinstance(r, dict) and "sigma" in r for r in rows):
+            raise ValueError("rows without a 'sigma'")
+        rows = [v for r in rows if isinstance(r, dict) for v in np.atleast_1d(r["sigma"]).tolist()]
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in rows):
+        raise ValueError("expected numbers")
+    return [float(v) for v in rows]  # type: ignore[arg-type]
 
 
 def sigma_shape(sigma: tuple[int, ...], shape: tuple[int, ...], volume_axis: int | None) -> tuple[int, ...]:
@@ -352,6 +403,7 @@ __all__ = [
     "default_f_size",
     "default_volume_axis",
     "get_num_threads",
+    "read_sigma_file",
     "sample_view",
     "set_num_threads",
     "sigma_shape",

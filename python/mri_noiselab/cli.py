@@ -14,21 +14,19 @@ import contextlib
 import functools
 import json
 import math
-import os
 import re
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn, TextIO, cast
 
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from mri_noiselab._args import DEFAULT_F_SIZE, ESTIMATORS, METHODS
+from mri_noiselab._args import DEFAULT_F_SIZE, ESTIMATORS, METHODS, read_sigma_file
+from mri_noiselab._console import Console, Terminated, sigterm_interrupts
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, size_text
 from mri_noiselab._kernels import _core
 from mri_noiselab._progress import ProgressBar
@@ -37,8 +35,10 @@ from mri_noiselab.clean import BackgroundSpec, CleanOptions, CleanResult, SigmaG
 from mri_noiselab.demo import run_example
 from mri_noiselab.dicom.series import Skip
 from mri_noiselab.errors import PLOT_INSTALL, Failure, NoBackgroundError, NotEligibleError
-from mri_noiselab.nifti import is_nifti_path
+from mri_noiselab.bids import DEFAULT_DESC, dataset_root
+from mri_noiselab.nifti import NiftiMask, is_nifti_path
 from mri_noiselab.pipeline import BatchReport, VolumeReport, clean_source, estimate_source_sigma
+from mri_noiselab.planning import source_format
 from mri_noiselab.roi import Roi, parse_roi, roi_mask
 
 PROG = "mri-noiselab"
@@ -123,12 +123,16 @@ def _shared() -> tuple[_Parser, _Parser]:
     talk.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     talk.add_argument("-v", "--verbose", action="store_true", help="also print each file name")
     background = _Parser(add_help=False)
-    background.add_argument(
+    where = background.add_mutually_exclusive_group()
+    where.add_argument(
         "--roi", action="append", type=_roi, metavar="R0:R1,C0:C1[,S0:S1]",
         help="background box, zero-based, stop excluded: rows and columns on every slice (DICOM rows and columns, "
-        "NIfTI x and y), optionally a slice range; repeat to merge several boxes. Without --roi the background "
-        "is found automatically",
+        "NIfTI x and y), optionally a slice range; repeat to merge several boxes. Without --roi or --mask the "
+        "background is found automatically",
     )
+    where.add_argument("--mask", metavar="FILE", type=Path,
+                       help="NIfTI: background mask on the images' grid (x, y, z, or the whole 4-D shape); its "
+                       "non-zero voxels hold noise only")
     background.add_argument("--coils", type=_positive_int, default=None,
                             help="receiver coils combined by sum of squares (default: fitted to the background, "
                             "which also gives an adaptive combination's effective count; 1 with clean --sigma)")
@@ -155,7 +159,20 @@ def _add_clean(sub: Any, parents: list[_Parser]) -> None:
     how = clean.add_mutually_exclusive_group()
     how.add_argument("--sigma", type=_positive_float, metavar="VALUE",
                      help="known σ in stored units (from a noise scan or an earlier run): skips estimation")
+    how.add_argument("--sigma-file", type=Path, metavar="FILE",
+                     help="σ from a file: one value, or one per volume of a 4-D image (numbers separated by spaces, "
+                     "commas or lines, or the output of sigma --json)")
     how.add_argument("--estimator", choices=ESTIMATORS, default="mle", help=ESTIMATOR_HELP)
+    clean.add_argument("--sigma-map-out", metavar="FILE_OR_DIR",
+                       help="NIfTI: also write the σ used as a float32 map on each image's grid (x, y, z; x, y, z, t "
+                       "with σ per volume), as dwidenoise -noise: a file for one image, else a folder (ending with /) "
+                       "mirroring the outputs, maps named *_noise (BIDS: desc-noise)")
+    bids = clean.add_mutually_exclusive_group()
+    bids.add_argument("--bids-desc", metavar="LABEL", default=DEFAULT_DESC,
+                      help="BIDS source (a dataset with dataset_description.json) into an output folder: the desc- "
+                      f"label of the outputs (default {DEFAULT_DESC}); sidecars are carried and the output folder "
+                      "gets a derivative dataset_description.json")
+    bids.add_argument("--no-bids", action="store_true", help="write plain outputs even for a BIDS source")
     clean.add_argument("--method", choices=METHODS, default=CleanOptions.method,
                        help="lmmse (default; keeps edges), moments (the box mean of M² of mri-noiselab 0.1, which "
                        "blurs edges; 0.1's default window was 10) or pointwise (no window)")
@@ -223,7 +240,11 @@ def _roi_mask(rois: Sequence[Roi], volume: Volume) -> np.ndarray:
 
 
 def _background(args: argparse.Namespace) -> BackgroundSpec:
-    """The boxes of --roi on each volume (a function a worker can run), else the automatic search."""
+    """The boxes of --roi or the --mask file on each volume (functions a worker can run), else the automatic search."""
+    if args.mask is not None:
+        if dataset_root(args.source) is None and source_format(args.source) != "nifti":
+            raise ValueError("--mask is a NIfTI mask, for NIfTI inputs: use --roi for DICOM")
+        return NiftiMask(args.mask).check()
     return functools.partial(_roi_mask, tuple(args.roi)) if args.roi else None
 
 
@@ -328,14 +349,15 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     parallel = args.workers is not None or args.scheduler is not None
     # Kernel threads: --threads, else all cores serially and one per Dask worker (they run side by side).
     threads = args.threads if args.threads is not None or not parallel else 1
-    options = _options(args, sigma=args.sigma, method=args.method, f_size=args.f_size, num_threads=threads)
+    sigma = read_sigma_file(args.sigma_file) if args.sigma_file is not None else args.sigma
+    options = _options(args, sigma=sigma, method=args.method, f_size=args.f_size, num_threads=threads)
     start, step, close = _progress(args, err)
     try:
         report = clean_source(
             args.source, args.output, options, background=_background(args), qc=args.qc,
             skip_existing=args.skip_existing, force=args.force, max_image_bytes=args.max_image_size,
-            uid_prefix=args.uid_prefix, workers=args.workers,
-            scheduler=args.scheduler, on_start=start, on_file=step,
+            uid_prefix=args.uid_prefix, workers=args.workers, scheduler=args.scheduler, on_start=start,
+            on_file=step, bids=False if args.no_bids else None, bids_desc=args.bids_desc, sigma_map=args.sigma_map_out,
         )
     finally:
         close()
@@ -410,7 +432,7 @@ def _row(group: SigmaGroup, args: argparse.Namespace) -> dict[str, Any]:
         "estimator": e.estimator,
         "coils": e.coils,
         "coils_fitted": args.coils is None,
-        "background": "roi" if args.roi else "auto",
+        "background": "roi" if args.roi else "mask" if args.mask is not None else "auto",
         "n": e.n,
         "mean": e.mean,
         "std": e.std,
@@ -469,75 +491,6 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-# What a console that cannot show them prints instead (PYTHONIOENCODING=ascii, a Windows code page).
-_PLAIN = str.maketrans({"σ": "sigma", "±": "+-", "×": "x", "²": "^2", "≈": "~", "−": "-", "…": "..."})
-
-
-class _Console:
-    """A text stream that cannot fail a run: characters the console cannot encode are spelled
-    out (σ as "sigma") or replaced, and once its reader is gone (a closed pipe: ``| head``) the
-    rest is dropped. The exit code then still says what was written."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._gone = False
-
-    @property
-    def encoding(self) -> str:
-        return getattr(self._stream, "encoding", None) or "utf-8"
-
-    def write(self, text: str) -> int:
-        if not self._gone:
-            try:
-                try:
-                    self._stream.write(text)
-                except UnicodeEncodeError:
-                    self._stream.write(text.translate(_PLAIN).encode(self.encoding, "replace").decode(self.encoding))
-            except BrokenPipeError:
-                self._close()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self._gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._close()
-
-    def isatty(self) -> bool:
-        return not self._gone and self._stream.isatty()
-
-    def _close(self) -> None:
-        self._gone = True
-        # Python flushes stdout once more when it exits, which would fail again (and exit 120):
-        # the descriptor is pointed at /dev/null instead.
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, self._stream.fileno())
-            os.close(null)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: what was being written is abandoned whole."""
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Turn SIGTERM into :class:`_Terminated` while the command runs (signals reach the main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the command line; return the exit code.
 
@@ -548,10 +501,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out, err : text streams, optional
         Where results and errors go; stdout and stderr by default.
     """
-    out = cast(TextIO, _Console(out or sys.stdout))
-    err = cast(TextIO, _Console(err or sys.stderr))
+    out = cast(TextIO, Console(out or sys.stdout))
+    err = cast(TextIO, Console(err or sys.stderr))
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             return _run(argv, out, err)
     finally:
         out.flush()
@@ -569,7 +522,7 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     except SystemExit as e:  # --help
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
     except KeyboardInterrupt as e:
-        terminated = isinstance(e, _Terminated)
+        terminated = isinstance(e, Terminated)
         print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; only complete files were written", file=err)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except NoBackgroundError as e:

@@ -8,6 +8,7 @@ readers recognise what the writers wrote.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydicom.sr.codedict import codes
@@ -84,6 +85,19 @@ class Derivation:
         coil = f" N={self.coils}" if self.coils > 1 else ""
         text = f"{NIFTI_PREFIX} {self.method} {sig} f={win}{coil} {PACKAGE} {_core.__version__}"
         return text.encode("ascii", "replace")[:_DESCRIP_BYTES].decode("ascii")
+
+    def record(self) -> dict[str, Any]:
+        """The derivation as JSON-ready fields (a BIDS sidecar's ``NoiseBiasCorrection``): σ in stored
+        units, its estimator (None: given), the window on the image's axes (all 1 for pointwise)."""
+        return {
+            "Software": PACKAGE,
+            "Version": _core.__version__,
+            "Method": self.method,
+            "Sigma": [float(s) for s in self.sigma] if isinstance(self.sigma, tuple) else float(self.sigma),
+            "SigmaEstimator": self.estimator,
+            "Window": [1 if self.method == "pointwise" else int(f) for f in self.f_size],
+            "Coils": int(self.coils),
+        }
 
 
 def difference(recorded: str, expected: str) -> str:

@@ -122,8 +122,14 @@ class _Dicom:
         return written
 
 
+@dataclass(frozen=True)
 class _Nifti:
-    """NIfTI: each file is one group, read when its job runs (files are not all held in memory)."""
+    """NIfTI: each file is one group, read when its job runs (files are not all held in memory).
+
+    ``keep`` limits the files of a folder to some (a BIDS dataset's: those in its subjects' folders).
+    """
+
+    keep: Callable[[Path], bool] | None = None
 
     def scan(self, src: Path, exclude: Path | None, options: CleanOptions) -> Scan:
         if options.include_derived:
@@ -133,6 +139,8 @@ class _Nifti:
         if not src.is_dir():
             return Scan([Group([[src]])])
         found, unreadable = find_nifti(src, exclude=exclude)
+        if self.keep is not None:
+            found = [p for p in found if self.keep(p)]
         failures = []
         for folder in unreadable:
             if folder.path == src:
@@ -142,7 +150,8 @@ class _Nifti:
         own = [p for p in found if self.own_output(p)]
         files = [p for p in found if p not in own]
         if not files and not failures:
-            raise NiftiError(f"{src}: no .nii or .nii.gz file found" + (f" (only {len(own)} output(s) of {PACKAGE})" if own else ""))
+            where = " in the subjects' folders (sub-<label>) of the BIDS dataset" if self.keep is not None else ""
+            raise NiftiError(f"{src}: no .nii or .nii.gz file found{where}" + (f" (only {len(own)} output(s) of {PACKAGE})" if own else ""))
         return Scan([Group([[p]]) for p in files], failures, [Skip(p, f"output of {PACKAGE}") for p in own])
 
     def read(self, files: list[list[Path]], options: CleanOptions) -> list[Volume]:
@@ -180,6 +189,11 @@ def _stack(volume: Volume) -> DicomStack:
 
 
 FORMATS: dict[Format, Form] = {"dicom": _Dicom(), "nifti": _Nifti()}
+
+
+def nifti_form(keep: Callable[[Path], bool]) -> Form:
+    """The NIfTI format, scanning only the files of a folder for which ``keep`` is true."""
+    return _Nifti(keep)
 
 
 

@@ -328,7 +328,6 @@ def write_nifti(
         raise ValueError(
             f"stored values {stored.dtype} {stored.shape} do not match the source {volume.stored.dtype} {volume.shape}"
         )
-    nib = _nibabel()
     src = volume.image
     header = src.header.copy()
     data = stored.reshape(src.shape) if stored.shape != src.shape else stored
@@ -338,13 +337,19 @@ def write_nifti(
         out.header.set_slope_inter(volume.slope, volume.intercept)
     out.header.set_data_dtype(src.get_data_dtype())
     out.header["descrip"] = description.encode("ascii")
+    return _write_image(volume, out, target, batch)
+
+
+def _write_image(volume: NiftiVolume, image: Any, target: Path, batch: AtomicBatch | None) -> Path:
+    """Write ``image`` to ``target`` (gzip-compressed for ``.gz``), no more open than ``volume``'s file."""
+    nib = _nibabel()
 
     def write(fh: BinaryIO) -> None:
         if target.name.lower().endswith(".gz"):
             with gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as gz:
-                _to_stream(nib, out, gz)
+                _to_stream(nib, image, gz)
         else:
-            _to_stream(nib, out, fh)
+            _to_stream(nib, image, fh)
 
     mode, folder_mode = permission_bits(volume.path), permission_bits(volume.path.parent)
     if batch is not None:
@@ -355,6 +360,94 @@ def write_nifti(
 def _to_stream(nib: Any, image: Any, fh: Any) -> None:
     holder = nib.fileholders.FileHolder(fileobj=fh)
     image.to_file_map({"image": holder, "header": holder})
+
+
+def sigma_map_image(volume: NiftiVolume, sigma: float | Sequence[float]) -> np.ndarray:
+    """The σ a correction used at each voxel, as a float32 map of the image's shape, in real-world units (σ × scl_slope).
+
+    One σ fills the map; one σ per volume fills each volume of a 4-D image with
+    its own: each voxel of the output has its σ at the same index, as a noise map
+    of MRtrix ``dwidenoise -noise`` has (which varies in space, this one does not).
+
+    Raises
+    ------
+    ValueError
+        If the number of σ values is neither 1 nor the image's number of volumes.
+    """
+    values = np.atleast_1d(np.asarray(sigma, dtype=np.float64)) * volume.slope
+    if values.size != 1 and (volume.volume_axis is None or values.size != volume.shape[volume.volume_axis]):
+        raise ValueError(f"{values.size} sigma values for {volume.label}: give one, or one per volume of a 4-D image")
+    return np.array(np.broadcast_to(values.astype(np.float32), volume.shape))
+
+
+def write_sigma_map(
+    volume: NiftiVolume,
+    sigma: float | Sequence[float],
+    path: str | os.PathLike[str],
+    description: str,
+    *,
+    batch: AtomicBatch | None = None,
+) -> Path:
+    """Write :func:`sigma_map_image` with the source's affine and grid, atomically (as :func:`write_nifti`).
+
+    The header is the source's, with float32 data, no scaling, the NIfTI intent
+    "estimate" named ``sigma``, and ``description`` (the image's derivation) in
+    descrip: the map is recognised as this package's output, never as an input.
+    """
+    target = check_nifti_name(Path(path))
+    if target.exists() and same_file(target, volume.path):
+        raise OSError(f"refusing to overwrite the input file {target}")
+    src = volume.image
+    data = sigma_map_image(volume, sigma)
+    out = type(src)(data, src.affine, src.header.copy())
+    out.header.set_data_dtype(np.float32)
+    out.header.set_slope_inter(1.0, 0.0)
+    out.header.set_intent("estimate", (), name="sigma")
+    out.header["descrip"] = description.encode("ascii")
+    return _write_image(volume, out, target, batch)
+
+
+@dataclass(frozen=True)
+class NiftiMask:
+    """A background mask in a NIfTI file on the images' grid: its non-zero voxels hold noise only.
+
+    Called with a :class:`NiftiVolume`, it returns the mask for that image (a
+    function of the volume, as :func:`mri_noiselab.pipeline.clean_source` takes a
+    background; picklable, so that a worker reads the file itself). A 3-D mask
+    serves every volume of a 4-D image.
+    """
+
+    path: Path
+
+    def check(self) -> NiftiMask:
+        """Read the mask once, to refuse a bad file before a run starts; returns itself.
+
+        Raises
+        ------
+        NiftiError
+            If the file is no readable NIfTI image of 2 to 4 dimensions, or holds no non-zero voxel.
+        """
+        if not self._read()[0].any():
+            raise NiftiError(f"{self.path}: the mask holds no non-zero voxel (non-zero marks the background)")
+        return self
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray]:
+        mask = read_nifti(self.path)
+        return mask.magnitude() != 0, np.asarray(mask.image.affine)
+
+    def __call__(self, volume: object) -> np.ndarray:
+        if not isinstance(volume, NiftiVolume):
+            label = getattr(volume, "label", type(volume).__name__)
+            raise ValueError(f"the mask {self.path} is a NIfTI mask, for NIfTI images: {label} is not one (use --roi)")
+        mask, affine = self._read()
+        if mask.shape not in (volume.shape, volume.shape[:3]):
+            raise ValueError(f"the mask {self.path} has shape {mask.shape} but {volume.label} has shape {volume.shape}: "
+                             "give a mask on the image's grid, (x, y, z) or its whole shape")
+        # The same shape on another grid (a mask drawn on another scan) would mark the wrong voxels.
+        if not np.allclose(affine, volume.image.affine, rtol=0, atol=1e-3):
+            raise ValueError(f"the mask {self.path} lies on another grid than {volume.label} (their affines differ): "
+                             "resample it to the image first")
+        return mask
 
 
 def is_own_output(path: str | os.PathLike[str]) -> bool:
@@ -399,6 +492,7 @@ __all__ = [
     "NIFTI_INSTALL",
     "NIFTI_SUFFIXES",
     "NiftiError",
+    "NiftiMask",
     "NiftiVolume",
     "check_nifti_data",
     "check_nifti_name",
@@ -410,6 +504,8 @@ __all__ = [
     "nifti_window",
     "read_nifti",
     "roi_mask_xyz",
+    "sigma_map_image",
     "verify_output",
     "write_nifti",
+    "write_sigma_map",
 ]

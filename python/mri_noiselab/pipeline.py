@@ -26,6 +26,20 @@ from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, image_limit
 from mri_noiselab._files import max_image_bytes as current_limit
 from mri_noiselab._args import get_num_threads
 from mri_noiselab.batch import failure_message, run_batch
+from mri_noiselab.bids import (
+    DEFAULT_DESC,
+    Companion,
+    Companions,
+    bids_layout,
+    companion_sources,
+    dataset_form,
+    own_output,
+    pending,
+    plan_description,
+    verify_companions,
+    write_companions,
+    write_description,
+)
 from mri_noiselab.clean import (
     BackgroundSpec,
     CleanFields,
@@ -42,7 +56,16 @@ from mri_noiselab.dicom.series import Skip
 from mri_noiselab.errors import Failure, failure, named
 from mri_noiselab.formats import FORMATS, Group, Output, figure_png
 from mri_noiselab.nifti import check_nifti_name
-from mri_noiselab.planning import Format, check_targets, locked_output, output_paths, qc_paths, refuse_existing, source_format
+from mri_noiselab.planning import (
+    Format,
+    check_targets,
+    locked_output,
+    output_paths,
+    output_root,
+    qc_paths,
+    refuse_existing,
+    source_format,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -61,6 +84,7 @@ class _Job:
     figures: list[Path | None]  # the QC figure of each volume
     series_uid: str | None  # DICOM: the SeriesInstanceUID of every output of the group
     loaded: list[Volume] | None = field(default=None, repr=False, compare=False)
+    companions: list[list[Companion]] = field(default_factory=list)  # the files beside each volume's outputs
 
     @property
     def paths(self) -> list[Path]:
@@ -91,7 +115,9 @@ def _run(job: _Job, *, options: CleanOptions, background: BackgroundSpec, protec
     stack a block of slices at a time), then all renamed into place at once (a failure leaves none)."""
     form = FORMATS[job.form]
     volumes = job.loaded if job.loaded is not None else form.read(job.files, options)
-    results = clean_group(volumes, options, background, todo=[any(flags) for flags in job.todo], stream=True)
+    companions = job.companions or [[] for _ in volumes]
+    todo = [any(flags) or any(c.todo for c in cs) for flags, cs in zip(job.todo, companions)]
+    results = clean_group(volumes, options, background, todo=todo, stream=True)
     # Drawn before any write: a plotting error must not leave the outputs of a failed group.
     figures = [figure_png(v, r) if path is not None and r is not None else None
                for v, r, path in zip(volumes, results, job.figures)]
@@ -99,9 +125,10 @@ def _run(job: _Job, *, options: CleanOptions, background: BackgroundSpec, protec
     inputs = [p for volume in volumes for p in volume.paths]
     with AtomicBatch() as batch:
         out = Output(batch, job.series_uid, uid_prefix, protected, processes, on_file)
-        for volume, result, targets, todo in zip(volumes, results, job.targets, job.todo):
+        for volume, result, targets, flags, cs in zip(volumes, results, job.targets, job.todo, companions):
             if result is not None:
-                outputs = form.write(volume, result, targets, todo, out)
+                outputs = form.write(volume, result, targets, flags, out)
+                outputs += write_companions(volume, result.derivation, cs, batch)
                 # The report keeps what was done, not the pixels (a folder holds many series).
                 light = dataclasses.replace(result, stored=None, corrected=None, mask=None, stored_block=None)
                 reports.append(VolumeReport(list(volume.paths), outputs, light, volume.group))
@@ -129,8 +156,8 @@ class _Plan:
     unplanned: list[Path] = field(default_factory=list)  # the files of the groups whose planning failed
 
 
-def _form(src: Path, uid_prefix: str | None) -> Format:
-    form = source_format(src)
+def _form(src: Path, uid_prefix: str | None, bids: bool = False) -> Format:
+    form: Format = "nifti" if bids else source_format(src)  # a BIDS dataset's sourcedata/ may hold DICOM files
     if form == "nifti" and uid_prefix is not None:
         raise ValueError("uid_prefix (--uid-prefix) is for DICOM outputs: NIfTI files have no UIDs")
     return form
@@ -138,28 +165,30 @@ def _form(src: Path, uid_prefix: str | None) -> Format:
 
 def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], form: Format, options: CleanOptions,
           background: BackgroundSpec, qc: str | os.PathLike[str] | None, force: bool, skip_existing: bool,
-          uid_prefix: str | None) -> _Plan:
+          uid_prefix: str | None, extras: Companions) -> _Plan:
     """Read the source, and map and check every output before anything is written."""
     src, dst = Path(source), Path(destination)
     if src.is_dir() and dst.resolve() == src.resolve():
         raise ValueError(f"the output {dst} is the input folder, whose files are input files: choose another output")
-    scan = FORMATS[form].scan(src, dst if src.is_dir() else None, options)
+    scan = extras.form(form).scan(src, dst if src.is_dir() else None, options)
     inputs = [p for group in scan.groups for files in group.files for p in files]
-    mapping = output_paths(src, destination, inputs)
+    mapping = output_paths(src, destination, inputs, **extras.naming())
     if form == "nifti":
         for target in mapping.values():
             check_nifti_name(target)
+    companions = extras.plan(inputs, mapping, output_root(src, dst))
+    outputs = [*mapping.values(), *(c.target for cs in companions.values() for c in cs)]
     figures = iter(qc_paths(qc, sum(len(g.files) for g in scan.groups)))
     figure_of = [[next(figures, None) for _ in g.files] for g in scan.groups]
-    check_targets(list(mapping.values()), [f for fs in figure_of for f in fs if f is not None], inputs)
-    refuse_existing(src, dst, list(mapping.values()), [f for fs in figure_of for f in fs if f is not None],
-                    force=force, skip_existing=skip_existing, own_output=FORMATS[form].own_output)
+    check_targets(outputs, [f for fs in figure_of for f in fs if f is not None], [*inputs, *companion_sources(companions)])
+    refuse_existing(src, dst, outputs, [f for fs in figure_of for f in fs if f is not None],
+                    force=force, skip_existing=skip_existing, own_output=own_output(companions, FORMATS[form].own_output))
     if skip_existing and not force:  # a figure that exists is left alone, like an output
         figure_of = [[None if f is not None and f.exists() else f for f in fs] for fs in figure_of]
     plan = _Plan(src, form, inputs, [], [], list(scan.failures), [], list(scan.ineligible))
     for group, group_figures in zip(scan.groups, figure_of):
         try:
-            _plan_group(plan, group, mapping, group_figures, skip_existing, uid_prefix, options, background)
+            _plan_group(plan, group, mapping, group_figures, skip_existing, uid_prefix, options, background, companions)
         except Exception as e:  # one group's failure, whatever it is, is that group's only
             paths = [p for files in group.files for p in files]
             if not src.is_dir():
@@ -171,21 +200,28 @@ def _plan(source: str | os.PathLike[str], destination: str | os.PathLike[str], f
 
 
 def _plan_group(plan: _Plan, group: Group, mapping: dict[Path, Path], figures: list[Path | None],
-                skip_existing: bool, uid_prefix: str | None, options: CleanOptions, background: BackgroundSpec) -> None:
+                skip_existing: bool, uid_prefix: str | None, options: CleanOptions, background: BackgroundSpec,
+                companions: dict[Path, list[Companion]]) -> None:
     targets = [[mapping[p] for p in files] for files in group.files]
     todo = [[not (skip_existing and t.exists()) for t in ts] for ts in targets]
+    beside = [pending([c for p in files for c in companions.get(p, [])], skip_existing) for files in group.files]
     existing = None
-    if not all(all(flags) for flags in todo):
+    kept = [c.target for cs in beside for c in cs if not c.todo]
+    if kept or not all(all(flags) for flags in todo):
         # Outputs left alone must be what this run would write (whole, from their inputs, with
         # the same derivation); the missing outputs of a partly written series join its series.
         form = FORMATS[plan.form]
         volumes = group.loaded if group.loaded is not None else form.read(group.files, options)
-        existing = form.existing(volumes, targets, todo, planned_derivations(volumes, options, background))
+        expected = planned_derivations(volumes, options, background)
+        existing = form.existing(volumes, targets, todo, expected)
+        for volume, derivation, cs in zip(volumes, expected, beside):
+            verify_companions(volume, derivation, cs)
     plan.skipped.extend(t for ts, flags in zip(targets, todo) for t, w in zip(ts, flags) if not w)
-    if not any(any(flags) for flags in todo):
+    plan.skipped.extend(kept)
+    if not any(any(flags) for flags in todo) and len(kept) == sum(map(len, beside)):
         return
     series_uid = existing or (generate_uid(prefix=uid_prefix) if plan.form == "dicom" else None)
-    plan.jobs.append(_Job(plan.form, group.files, targets, todo, figures, series_uid, group.loaded))
+    plan.jobs.append(_Job(plan.form, group.files, targets, todo, figures, series_uid, group.loaded, beside))
 
 
 # --------------------------------------------------------------------------- entry points
@@ -206,17 +242,20 @@ class BatchReport:
     ineligible : list of Skip
         Inputs left alone: not DICOM, or not to be corrected (see
         :func:`mri_noiselab.dicom.eligibility`).
+    dataset : Path or None
+        The ``dataset_description.json`` written for a BIDS derivative dataset.
     """
 
     volumes: list[VolumeReport]
     failures: list[Failure]
     skipped: list[Path] = field(default_factory=list)
     ineligible: list[Skip] = field(default_factory=list)
+    dataset: Path | None = None
 
     @property
     def written(self) -> list[Path]:
-        """Every output written, in order."""
-        return [p for v in self.volumes for p in v.outputs]
+        """Every output written, in order (sidecars and σ maps after their image; the dataset's description last)."""
+        return [p for v in self.volumes for p in v.outputs] + ([self.dataset] if self.dataset is not None else [])
 
 
 def clean_source(
@@ -234,6 +273,9 @@ def clean_source(
     scheduler: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[Path], None] | None = None,
+    bids: bool | None = None,
+    bids_desc: str = DEFAULT_DESC,
+    sigma_map: str | os.PathLike[str] | None = None,
     **fields: Unpack[CleanFields],
 ) -> BatchReport:
     """Clean a DICOM or NIfTI file, or a folder of them, and write the derived files.
@@ -282,6 +324,18 @@ def clean_source(
         Called with the number of input files, and with each input file once
         its output is written (a series in several blocks reports them as it
         goes), or its group is left alone or has failed.
+    bids : bool, optional
+        A NIfTI source in a BIDS dataset, cleaned into a folder, gives a BIDS
+        derivative dataset (None: when detected; False: never; True: refuse
+        other sources): outputs named with ``desc-<bids_desc>``, sidecars
+        carried with the derivation, ``dataset_description.json`` (see
+        :mod:`mri_noiselab.bids`).
+    bids_desc : str
+        The ``desc-`` label of BIDS outputs (letters and digits).
+    sigma_map : path-like, optional
+        NIfTI: also write the σ each image was corrected with as a map on its
+        grid: a file for one image, else a folder (ending with a separator or
+        existing) that mirrors the outputs' folders.
     **fields
         Fields of :class:`mri_noiselab.clean.CleanOptions` (``sigma``,
         ``estimator``, ``method``, ``f_size``, ``coils``, ``per_volume``,
@@ -310,12 +364,21 @@ def clean_source(
     """
     opts = options_of(options, fields)
     src = Path(source)
-    form = _form(src, uid_prefix)
+    layout = bids_layout(src, destination, bids=bids, desc=bids_desc)
+    form = _form(src, uid_prefix, layout is not None)
+    if sigma_map is not None and form != "nifti":
+        raise ValueError("sigma_map (--sigma-map-out) writes NIfTI maps: it is for NIfTI inputs")
+    extras = Companions(layout, None if sigma_map is None else Path(sigma_map), str(sigma_map).endswith((os.sep, "/")))
     with locked_output(src, Path(destination)), image_limit(max_image_bytes):
-        plan = _plan(source, destination, form, opts, background, qc, force, skip_existing, uid_prefix)
+        describe = layout is not None and plan_description(layout, force=force, skip_existing=skip_existing)
+        plan = _plan(source, destination, form, opts, background, qc, force, skip_existing, uid_prefix, extras)
         folders = {target.parent for job in plan.jobs for targets in job.targets for target in targets}
+        folders |= {c.target.parent for job in plan.jobs for cs in job.companions for c in cs}
         remove_stale_parts(folders | {path.parent for path in plan.skipped})
-        return _clean_planned(plan, opts, background, uid_prefix, workers, scheduler, on_start, on_file)
+        report = _clean_planned(plan, opts, background, uid_prefix, workers, scheduler, on_start, on_file)
+        if layout is not None and describe and (report.volumes or report.skipped):
+            report.dataset = write_description(layout)
+        return report
 
 
 def _job(job: _Job, *, limit: int, **run: Any) -> list[VolumeReport]:
@@ -415,7 +478,7 @@ def estimate_source_sigma(
     if opts.sigma is not None:
         raise ValueError("sigma is estimated here: give none")
     src = Path(source)
-    form = FORMATS[_form(src, None)]
+    form = dataset_form(src) or FORMATS[_form(src, None)]
     with image_limit(max_image_bytes):
         scan = form.scan(src, None, opts)
         found: list[SigmaGroup] = []

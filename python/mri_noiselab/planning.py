@@ -64,13 +64,17 @@ def source_format(source: str | os.PathLike[str]) -> Format:
     return "nifti"
 
 
-def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[str], inputs: Sequence[Path]) -> dict[Path, Path]:
+def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[str], inputs: Sequence[Path], *,
+                 root: Path | None = None, rename: Callable[[str], str] | None = None) -> dict[Path, Path]:
     """Map every input file to its output file.
 
     A file source goes to ``destination`` itself, or into it with the same
     name when ``destination`` is an existing folder or ends with a separator.
     A folder source gives ``destination/<path relative to the source>``:
     names always come from the input file names, never from tag values.
+    With ``root`` (a dataset's folder, holding the source), every output is
+    ``destination/<path relative to root>``; ``rename`` turns each input file
+    name into its output's.
 
     Raises
     ------
@@ -81,10 +85,13 @@ def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[
     """
     src = Path(source)
     dst = Path(destination)
-    if src.is_dir():
+    if src.is_dir() or root is not None:
         if dst.exists() and not dst.is_dir():
             raise ValueError(_FOLDER_NEEDED.format(dst))
-        mapping = {p: dst / p.relative_to(src) for p in inputs}
+        if root is None:
+            mapping = {p: dst / p.relative_to(src) for p in inputs}
+        else:  # the inputs lie in the dataset, however the source was spelled
+            mapping = {p: dst / Path(os.path.abspath(p)).relative_to(os.path.abspath(root)) for p in inputs}
         root = dst.resolve()
         for out in mapping.values():
             if root not in out.resolve().parents:
@@ -96,6 +103,8 @@ def output_paths(source: str | os.PathLike[str], destination: str | os.PathLike[
         mapping = {p: dst / p.name for p in inputs}
     else:
         mapping = {p: dst for p in inputs}
+    if rename is not None:
+        mapping = {p: out.with_name(rename(p.name)) for p, out in mapping.items()}
     resolved_inputs = {p.resolve() for p in inputs}
     for out in mapping.values():
         if out.resolve() in resolved_inputs or (out.exists() and any(same_file(out, q) for q in inputs)):
@@ -171,7 +180,7 @@ def refuse_existing(
     )
 
 
-def _output_root(source: Path, destination: Path) -> Path:
+def output_root(source: Path, destination: Path) -> Path:
     """The folder every output of a run lies in: the output folder, or the output file's folder."""
     if source.is_dir() or destination.is_dir() or str(destination).endswith((os.sep, "/")):
         return destination
@@ -191,7 +200,7 @@ def locked_output(source: Path, destination: Path) -> Iterator[None]:
         If the folder cannot be created; :class:`mri_noiselab._files.OutputBusyError`
         if another run is writing into it.
     """
-    root = _output_root(source, destination)
+    root = output_root(source, destination)
     folder = root
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -212,4 +221,4 @@ def locked_output(source: Path, destination: Path) -> Iterator[None]:
                 new.rmdir()
 
 
-__all__ = ["Format", "check_targets", "locked_output", "output_paths", "qc_paths", "refuse_existing", "source_format"]
+__all__ = ["Format", "check_targets", "locked_output", "output_paths", "output_root", "qc_paths", "refuse_existing", "source_format"]
