@@ -253,3 +253,25 @@ def test_one_sigma_for_a_4d_image_of_one_noise_does_not_warn(tmp_path, rng, coil
     r = clean_nifti(save(tmp_path / "same.nii.gz", np.rint(noisy), np.int16), tmp_path / "same_out.nii.gz")
     assert r.result.warnings == []
     assert r.result.derivation.sigma == pytest.approx(12.0, rel=0.03)
+
+
+def test_sigma_per_volume_on_a_folder_of_3d_and_4d_images(tmp_path, rng):
+    noisy, air = _dwi_like(rng, (10.0, 15.0, 20.0))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save(folder / "dwi.nii.gz", noisy, np.int16)
+    t1 = np.rint(rician(np.where(air, 0.0, 300.0), 12.0, rng))
+    save(folder / "t1.nii.gz", t1, np.int16)
+    report = clean_source(folder, tmp_path / "out", per_volume=True)
+    assert report.failures == []
+    assert sorted(p.name for p in report.written) == ["dwi.nii.gz", "t1.nii.gz"]
+    by_name = {v.paths[0].name: v.result for v in report.volumes}
+    # The 4-D image: one σ per volume, each that of the volume's own background (its air).
+    sigma = by_name["dwi.nii.gz"].derivation.sigma
+    assert isinstance(sigma, tuple) and len(sigma) == 3
+    np.testing.assert_allclose(sigma, [_air_sigma(noisy[..., t], air) for t in range(3)], rtol=0.03)
+    assert by_name["dwi.nii.gz"].warnings == []
+    assert "/vol" in nib.load(tmp_path / "out" / "dwi.nii.gz").header["descrip"].tobytes().decode()
+    # The 3-D image: one σ.
+    assert isinstance(by_name["t1.nii.gz"].derivation.sigma, float)
+    assert by_name["t1.nii.gz"].derivation.sigma == pytest.approx(_air_sigma(t1, air), rel=0.03)
