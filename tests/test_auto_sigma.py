@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rician
 from scipy import stats
 
 from mri_noiselab.background import find_background
+from mri_noiselab.chi import median_sigma
 from mri_noiselab.noise import NoBackgroundError
 
 SHAPE = (20, 128, 128)
@@ -139,6 +141,26 @@ def test_huge_values_do_not_overflow(rng: np.random.Generator) -> None:
     scale = 1e70  # M^4 would overflow float64
     found = find_background(magnitude(head(), 20, 1, rng) * scale)
     assert found.sigma / scale == pytest.approx(SIGMA, rel=0.03)
+
+
+@pytest.mark.parametrize("coils", [1, 4])
+def test_median_sigma_against_scipy_and_its_standard_error_by_simulation(coils):
+    """The σ that compares the volumes of a 4-D image: scipy's chi median, and the spread it states."""
+    rng = np.random.default_rng(7)
+    law = stats.chi(2 * coils, scale=SIGMA)
+    x = law.rvs(100_000, random_state=rng)
+    sigma, se = median_sigma(x, coils)
+    assert sigma == pytest.approx(float(np.median(x)) / stats.chi(2 * coils).median(), rel=1e-9)
+    assert sigma == pytest.approx(SIGMA, rel=5 * se)
+    # Rounded noise (integers) still gives σ: its median is interpolated within its unit bin.
+    assert median_sigma(np.rint(law.rvs(100_000, random_state=rng) * 0.3), coils)[0] == pytest.approx(0.3 * SIGMA, rel=0.02)
+    logs = [math.log(median_sigma(law.rvs(2000, random_state=rng), coils)[0]) for _ in range(400)]
+    assert float(np.std(logs)) == pytest.approx(median_sigma(x[:2000], coils)[1], rel=0.12)
+    # 2% of the voxels with signal (A three times the noise's RMS) move the median by little, the mean
+    # square (the MLE) by a lot.
+    signal = rician(np.full(2000, 3 * SIGMA * math.sqrt(2 * coils)), SIGMA, rng, coils)
+    mixed = np.concatenate([x[:98_000], signal])
+    assert median_sigma(mixed, coils)[0] / SIGMA - 1 < 0.03 < math.sqrt(np.mean(mixed**2) / (2 * coils)) / SIGMA - 1
 
 
 # ----------------------------------------------------------------------------- real scanners

@@ -202,3 +202,76 @@ def test_cli_sigma_nifti_per_volume(tmp_path, rng, capsys):
         assert row["sigma"] == pytest.approx(rounded_noise_sigma(values), rel=1e-9)
     assert main(["sigma", str(src)]) == 0
     assert "s.nii.gz (40x44x6x2)" in capsys.readouterr().out
+
+
+def _dwi_like(rng: np.random.Generator, sigmas: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Volumes whose signal falls (as with the b-value) and whose noise is ``sigmas``; and the air far from
+    the object (no window of 9 reaches it), where each volume's σ is known independently."""
+    truth = np.zeros((40, 44, 6))
+    truth[12:30, 14:34] = 300.0
+    noisy = np.stack([rician(truth * (1.0 - 0.25 * t), s, rng) for t, s in enumerate(sigmas)], axis=-1)
+    air = np.ones(truth.shape, dtype=bool)
+    air[12 - 5 : 30 + 5, 14 - 5 : 34 + 5] = False
+    return np.rint(noisy), air
+
+
+def _air_sigma(volume: np.ndarray, air: np.ndarray) -> float:
+    """The maximum-likelihood σ of Rayleigh noise, sqrt(<M²> / 2), over the air."""
+    return float(np.sqrt(np.mean(volume[air] ** 2) / 2))
+
+
+def test_one_sigma_for_a_4d_image_warns_when_its_volumes_differ_in_noise(tmp_path, rng, capsys):
+    import json
+    import re
+
+    noisy, air = _dwi_like(rng, (10.0, 15.0, 20.0))
+    src = save(tmp_path / "dwi.nii.gz", noisy, np.int16)
+    r = clean_nifti(src, tmp_path / "dwi_out.nii.gz")
+    # One search at one noise level keeps the quietest volume's background only: σ is its σ.
+    assert r.result.derivation.sigma == pytest.approx(_air_sigma(noisy[..., 0], air), rel=0.03)
+    (warning,) = r.result.warnings
+    assert "--sigma-per-volume" in warning and "per_volume=True" in warning
+    low, t_low, high, t_high = re.search(r"σ ([\d.]+) \(volume (\d)\) to ([\d.]+) \(volume (\d)\)", warning).groups()
+    assert (int(t_low), int(t_high)) == (0, 2)
+    assert float(low) == pytest.approx(_air_sigma(noisy[..., 0], air), rel=0.04)
+    assert float(high) == pytest.approx(_air_sigma(noisy[..., 2], air), rel=0.04)
+    # A ROI over every volume gives their average σ, with the same warning.
+    roi = clean_nifti(src, tmp_path / "roi_out.nii.gz", background=roi_mask_xyz(["0:6,0:44"], noisy.shape[:3]))
+    assert any("--sigma-per-volume" in w for w in roi.result.warnings)
+    # The warning reaches clean --json.
+    assert main(["clean", str(src), "-o", str(tmp_path / "cli.nii.gz"), "--json"]) == 0
+    (out,) = json.loads(capsys.readouterr().out)["outputs"]
+    assert out["warnings"] == [warning]
+
+
+@pytest.mark.parametrize("coils", [1, 4])
+def test_one_sigma_for_a_4d_image_of_one_noise_does_not_warn(tmp_path, rng, coils):
+    truth = np.zeros((40, 44, 6))
+    truth[12:30, 14:34] = 300.0
+    # Signal that changes between volumes (as with the b-value) under the same noise: no spread.
+    noisy = np.stack([rician(truth * (1.0 - 0.3 * t), 12.0, rng, coils) for t in range(4)], axis=-1)
+    r = clean_nifti(save(tmp_path / "same.nii.gz", np.rint(noisy), np.int16), tmp_path / "same_out.nii.gz")
+    assert r.result.warnings == []
+    assert r.result.derivation.sigma == pytest.approx(12.0, rel=0.03)
+
+
+def test_sigma_per_volume_on_a_folder_of_3d_and_4d_images(tmp_path, rng):
+    noisy, air = _dwi_like(rng, (10.0, 15.0, 20.0))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save(folder / "dwi.nii.gz", noisy, np.int16)
+    t1 = np.rint(rician(np.where(air, 0.0, 300.0), 12.0, rng))
+    save(folder / "t1.nii.gz", t1, np.int16)
+    report = clean_source(folder, tmp_path / "out", per_volume=True)
+    assert report.failures == []
+    assert sorted(p.name for p in report.written) == ["dwi.nii.gz", "t1.nii.gz"]
+    by_name = {v.paths[0].name: v.result for v in report.volumes}
+    # The 4-D image: one σ per volume, each that of the volume's own background (its air).
+    sigma = by_name["dwi.nii.gz"].derivation.sigma
+    assert isinstance(sigma, tuple) and len(sigma) == 3
+    np.testing.assert_allclose(sigma, [_air_sigma(noisy[..., t], air) for t in range(3)], rtol=0.03)
+    assert by_name["dwi.nii.gz"].warnings == []
+    assert "/vol" in nib.load(tmp_path / "out" / "dwi.nii.gz").header["descrip"].tobytes().decode()
+    # The 3-D image: one σ.
+    assert isinstance(by_name["t1.nii.gz"].derivation.sigma, float)
+    assert by_name["t1.nii.gz"].derivation.sigma == pytest.approx(_air_sigma(t1, air), rel=0.03)

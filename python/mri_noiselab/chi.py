@@ -256,6 +256,34 @@ def chi_quantile(q: float, sigma: float, coils: int) -> float:
     return 0.5 * (lo + hi)
 
 
+def median_sigma(values: npt.ArrayLike, coils: int) -> tuple[float, float]:
+    """sigma from the median of background noise values, and the standard error of its log.
+
+    The median hardly moves for a few voxels of signal among the noise, which a mean
+    square takes in whole. Integer values (rounded noise) take the median of grouped
+    data: interpolated within the unit bin that holds it, as if its values were spread
+    evenly over the bin. The median of n values has standard error 1 / (2 sqrt(n) f(m)),
+    f the density at the median m, so log sigma has 1 / (2 sqrt(n) f(m) m): 0.72 / sqrt(n)
+    for N = 1, falling towards sqrt(pi / 2) / 2 / sqrt(N n) as N grows.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    m = float(np.median(v))
+    if np.all(v == np.round(v)):
+        k = round(m)
+        at = int(np.count_nonzero(v == k))
+        if at:
+            m = k - 0.5 + (0.5 * v.size - np.count_nonzero(v < k)) / at
+    unit, density = _median_of_noise(coils)
+    return m / unit, 1.0 / (2.0 * math.sqrt(v.size) * density * unit)
+
+
+@functools.lru_cache(maxsize=None)
+def _median_of_noise(coils: int) -> tuple[float, float]:
+    """The median of noise with sigma 1, and the density there."""
+    unit = chi_quantile(0.5, 1.0, coils)
+    return unit, float(chi_pdf(unit, 1.0, coils))
+
+
 def ratio_standard_error(n: int, coils: int) -> float:
     """Standard error of the sample mean/std of n pure-noise values (delta method).
 
@@ -514,6 +542,7 @@ __all__ = [
     "expected_ratio",
     "is_rounded",
     "ks_statistic",
+    "median_sigma",
     "mle_sigma",
     "mle_variance",
     "ratio_standard_error",

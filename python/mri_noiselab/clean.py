@@ -4,8 +4,9 @@ A :class:`Volume` is what a reader hands over: a DICOM stack
 (:class:`mri_noiselab.dicom.DicomStack`) or a NIfTI image
 (:class:`mri_noiselab.nifti.NiftiVolume`). Volumes of one group (the stacks of a DICOM
 series, or one NIfTI file) share one sigma, estimated from their pooled backgrounds,
-unless ``per_volume`` asks for one sigma per volume (a stack, or one volume of a 4-D
-image). :func:`clean_group` estimates sigma and corrects a group all or nothing;
+with a warning when the volumes of a 4-D image differ in noise, unless ``per_volume``
+asks for one sigma per volume (a stack, or one volume of a 4-D image; a 3-D image keeps
+its one). :func:`clean_group` estimates sigma and corrects a group all or nothing;
 writing is the pipeline's (:mod:`mri_noiselab.pipeline`).
 """
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
@@ -23,6 +26,7 @@ import numpy.typing as npt
 
 from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
+from mri_noiselab.chi import median_sigma
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
 from mri_noiselab.blocks import SliceBlocks, any_negative, corrected_stored, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
@@ -31,6 +35,11 @@ from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+# The volumes of an image differ in noise when the sigma of the noisiest and of the quietest,
+# each measured on the same voxels, differ by more than this factor (one sigma is then over
+# 5% off in some volume) and significantly (see _volume_spread).
+_VOLUME_SPREAD = 1.10
 
 
 class Volume(Protocol):
@@ -339,18 +348,7 @@ def _group_sigmas(
 ) -> tuple[list[SigmaGroup], list[np.ndarray | None]]:
     """The sigma groups, and each volume's background mask (None where none was found)."""
     if options.per_volume:
-        parts: list[Volume | _Part] = []
-        for volume in volumes:
-            axis = volume.volume_axis
-            parts.extend([volume] if axis is None else [_Part(volume, t) for t in range(volume.shape[axis])])
-        found = _backgrounds(parts, background, options.coils, pooled=False)
-        groups = []
-        for part, f in zip(parts, found):
-            assert f.mask is not None  # not pooled: a missing background raised
-            estimate = estimate_sigma(_values(part, f.mask), options.estimator, options.coils, warn=False)
-            whole, index = (part.whole, part.index) if isinstance(part, _Part) else (part, None)
-            groups.append(SigmaGroup([whole], estimate, f.notes if f.automatic else list(estimate.warnings), index))
-        return groups, [_whole_mask(v, parts, found) for v in volumes]
+        return _volume_sigmas(volumes, options, background)
     found = _backgrounds(volumes, background, options.coils, pooled=True)
     unit = volumes[0].unit
     # x * 1.0 is x: a stack in the first one's units is not copied (a long series' sample is large).
@@ -358,12 +356,62 @@ def _group_sigmas(
               for v, f in zip(volumes, found) if f.mask is not None]
     estimate = estimate_sigma(values[0] if len(values) == 1 else np.concatenate(values), options.estimator,
                               options.coils, warn=False)
-    notes = [n for f in found for n in f.notes]
+    spread = [_volume_spread(v, f.mask, estimate.coils, estimate.sigma * unit / v.unit)
+              for v, f in zip(volumes, found) if f.mask is not None]
+    notes = [*(n for f in found for n in f.notes), *(w for w in spread if w is not None)]
     # An automatic background has passed stricter tests of its noise than the ROI quality
     # report makes (whose advice is to pick another ROI): its own warnings stand instead.
     automatic = any(f.automatic for f in found)
     warnings = list(dict.fromkeys(notes)) if automatic else [*estimate.warnings, *notes]
     return [SigmaGroup(list(volumes), estimate, warnings)], [f.mask for f in found]
+
+
+def _volume_sigmas(
+    volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec
+) -> tuple[list[SigmaGroup], list[np.ndarray | None]]:
+    """One sigma per volume of each image that has a volume axis, one per image (a DICOM stack)
+    otherwise; and each image's background mask."""
+    parts: list[Volume | _Part] = []
+    for volume in volumes:
+        axis = volume.volume_axis
+        parts.extend([volume] if axis is None else [_Part(volume, t) for t in range(volume.shape[axis])])
+    found = _backgrounds(parts, background, options.coils, pooled=False)
+    groups = []
+    for part, f in zip(parts, found):
+        assert f.mask is not None  # not pooled: a missing background raised
+        estimate = estimate_sigma(_values(part, f.mask), options.estimator, options.coils, warn=False)
+        whole, index = (part.whole, part.index) if isinstance(part, _Part) else (part, None)
+        groups.append(SigmaGroup([whole], estimate, f.notes if f.automatic else list(estimate.warnings), index))
+    return groups, [_whole_mask(v, parts, found) for v in volumes]
+
+
+def _volume_spread(volume: Volume, mask: np.ndarray, coils: int, sigma: float) -> str | None:
+    """A warning when one ``sigma`` is used for the volumes of an image whose noise differs.
+
+    Every volume's sigma is measured on the same voxels, those of the background in any
+    volume (a search at one noise level keeps the quietest volumes' background and drops
+    the noisier ones'), by its median (:func:`mri_noiselab.chi.median_sigma`). They differ
+    when the largest and the smallest differ by over _VOLUME_SPREAD and by over z standard
+    errors of their difference: z is 4 for two volumes, widened (Bonferroni) so that T
+    volumes of one noise exceed it as rarely as two exceed 4 (p = 6.3e-5).
+    """
+    axis = volume.volume_axis
+    if axis is None or volume.shape[axis] < 2:
+        return None
+    values = np.moveaxis(volume.magnitude(), axis, 0)[:, np.any(mask, axis=axis)]  # a volume to a row, gathered once
+    fits = [median_sigma(row, coils) for row in values]
+    sigmas = np.array([s for s, _ in fits])
+    low, high = int(np.argmin(sigmas)), int(np.argmax(sigmas))
+    pairs = len(sigmas) * (len(sigmas) - 1)
+    z = NormalDist().inv_cdf(1.0 - 2.0 * NormalDist().cdf(-4.0) / pairs)
+    if sigmas[low] > 0 and (sigmas[high] <= _VOLUME_SPREAD * sigmas[low]
+                            or math.log(sigmas[high] / sigmas[low]) <= z * math.sqrt(2.0) * fits[0][1]):
+        return None
+    counts = np.count_nonzero(mask, axis=tuple(d for d in range(mask.ndim) if d != axis)).tolist()
+    chosen = str(counts) if len(counts) <= 8 else f"{min(counts)} to {max(counts)}"
+    return (f"the noise differs between volumes: σ {sigmas[low]:.4g} (volume {low}) to {sigmas[high]:.4g} "
+            f"(volume {high}) on the same background voxels, background voxels per volume {chosen}; one σ "
+            f"({sigma:.4g}) cannot fit them all: use --sigma-per-volume (Python: per_volume=True)")
 
 
 def _whole_mask(volume: Volume, parts: Sequence[Volume | _Part], found: Sequence[_Found]) -> np.ndarray | None:

@@ -56,7 +56,8 @@ INCLUDE_DERIVED_HELP = ("DICOM: also correct derived images, computed maps and p
                         "outputs are always skipped")
 DERIVED_HINT = "--include-derived corrects derived images too"
 PER_VOLUME_HELP = ("one σ per volume (each volume of a 4-D NIfTI, each stack of a DICOM series: echo, b-value, time "
-                   "point, multi-frame file) instead of one per series or file, for noise that differs between them")
+                   "point, multi-frame file) instead of one per series or file, for noise that differs between them "
+                   "(a warning says when one σ does not fit a 4-D image's volumes); a 3-D NIfTI keeps its one σ")
 # Up to this many skipped files are named one per line; more are counted per reason (-v names each).
 SKIPS_LISTED = 10
 

@@ -51,7 +51,9 @@ class CleanOptions:
     per_volume : bool
         One sigma per volume (a DICOM stack: echo, b-value, time point,
         multi-frame file; one volume of a 4-D NIfTI image) instead of one per
-        group (a DICOM series, a NIfTI file).
+        group (a DICOM series, a NIfTI file); a 3-D NIfTI image keeps its one.
+        Without it, one sigma for the volumes of a 4-D image whose noise
+        differs comes with a warning that suggests it.
     include_derived : bool
         DICOM: also correct derived images, maps, projections and localizers.
     num_threads : int, optional
