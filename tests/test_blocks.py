@@ -57,3 +57,17 @@ def test_masked_values_of_a_plane_repeated_on_every_slice():
     view = np.broadcast_to(plane, stored.shape)  # what roi_mask gives for boxes without slices
     np.testing.assert_array_equal(stack.masked_block(slice(1, 4), view[1:4]),
                                   stack.magnitude_block(slice(1, 4))[np.ascontiguousarray(view[1:4])])
+
+
+@pytest.mark.parametrize("limit", [None, 10_000, 1000, 7, 1])
+def test_a_limited_sample_is_every_kth_value_of_the_whole(monkeypatch, limit):
+    rng = np.random.default_rng(2)
+    stored = rng.integers(0, 500, size=(9, 20, 30)).astype(np.int16)
+    stack = DicomStack([pydicom.Dataset()], [Path("x.dcm")], stored, np.full(9, 2.0), np.zeros(9))
+    mask = rng.random(stored.shape) < 0.4
+    whole = stack.magnitude()[mask]
+    monkeypatch.setattr(blocks, "blocks", functools.partial(blocks.blocks, voxels=2 * 20 * 30))
+    got = blocks.masked_values(stack, mask, limit)
+    step = 1 if limit is None or whole.size <= limit else -(-whole.size // limit)
+    np.testing.assert_array_equal(got, whole[::step])
+    assert limit is None or got.size <= limit

@@ -55,19 +55,32 @@ class Magnitude(Protocol):
     def magnitude(self) -> np.ndarray: ...
 
 
-def masked_values(volume: Magnitude, mask: np.ndarray) -> np.ndarray:
-    """``volume.magnitude()[mask]``, block by block where the volume gives blocks."""
+def masked_values(volume: Magnitude, mask: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """``volume.magnitude()[mask]``, block by block where the volume gives blocks.
+
+    With ``limit``, every k-th of those values, k the smallest step that keeps at most
+    ``limit`` of them (``values[::k]``, gathered without holding the others).
+    """
     if not isinstance(volume, SliceBlocks):
-        return np.asarray(volume.magnitude()[mask])
+        values = np.asarray(volume.magnitude()[mask])
+        return values[:: _step(values.size, limit)]
     # Filled in place: a list of parts and their concatenation would hold the sample twice.
     chosen = [(b, int(np.count_nonzero(mask[b]))) for b in blocks(volume)]
-    out = np.empty(sum(n for _, n in chosen))
-    start = 0
+    total = sum(n for _, n in chosen)
+    step = _step(total, limit)
+    out = np.empty(-(-total // step))
+    start = filled = 0  # the index in the whole sample where this block starts; values kept so far
     for b, n in chosen:
         if n:
-            out[start : start + n] = volume.masked_block(b, mask[b])
+            kept = volume.masked_block(b, mask[b])[-start % step :: step]
+            out[filled : filled + kept.size] = kept
+            filled += kept.size
             start += n
     return out
+
+
+def _step(total: int, limit: int | None) -> int:
+    return 1 if limit is None or total <= limit else -(-total // limit)
 
 
 def any_negative(volume: Magnitude) -> bool:

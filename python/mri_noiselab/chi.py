@@ -347,10 +347,17 @@ ROUNDED_BELOW = 50.0
 _ROUNDED_MIN_SIGMA_STD = 0.8
 
 
+_CHUNK = 1 << 20
+
+
 def is_rounded(values: np.ndarray, sigma: float) -> bool:
     """Whether a sample must be fitted as rounded noise: integers, and ``sigma`` (a plain
     estimate) below ROUNDED_BELOW."""
-    return sigma < ROUNDED_BELOW and bool(np.all(values == np.round(values)))
+    if sigma >= ROUNDED_BELOW:
+        return False
+    flat = values.reshape(-1)
+    # In chunks: a rounded copy of a large sample would double its memory.
+    return all(bool(np.all(part == np.round(part))) for part in (flat[i : i + _CHUNK] for i in range(0, flat.size, _CHUNK)))
 
 
 def _rounded_statistic(sigma: float, coils: int, statistic: Estimator, zeros: bool) -> float:

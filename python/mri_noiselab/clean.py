@@ -73,6 +73,11 @@ class Volume(Protocol):
     def to_stored(self, magnitude: np.ndarray) -> np.ndarray: ...
 
 
+SIGMA_SAMPLE = 1 << 22
+"""The most background values of one volume σ is estimated from: beyond, every k-th, k the
+smallest step that keeps at most this many. The estimate's relative standard error is then
+below 0.03% for one coil (1 / (2 sqrt(n))), and its memory does not grow with the series."""
+
 BackgroundFunction = Callable[[Volume], "np.ndarray | Background"]
 """Returns a volume's background: a boolean mask (a ROI) or an automatic :class:`Background`."""
 BackgroundSpec = BackgroundFunction | np.ndarray | Literal["auto"] | None
@@ -216,10 +221,11 @@ def background_sigma(volume: Volume, mask: npt.ArrayLike, estimator: Estimator =
 
 
 def _values(volume: Volume | _Part, mask: npt.ArrayLike) -> np.ndarray:
+    """The background values σ is estimated from: every k-th beyond SIGMA_SAMPLE (a bounded memory)."""
     m = np.asarray(mask)
     if m.shape != volume.shape:
         raise ValueError(f"background mask shape {m.shape} does not match the image shape {volume.shape}")
-    return masked_values(volume, m.astype(bool, copy=False))  # a broadcast ROI stays a view
+    return masked_values(volume, m.astype(bool, copy=False), SIGMA_SAMPLE)  # a broadcast ROI stays a view
 
 
 def _full_mask(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
