@@ -46,7 +46,7 @@ LAYERS = {
     "mri_noiselab._progress": "base", "mri_noiselab._console": "base",
     "mri_noiselab._args": "args",
     "mri_noiselab.chi": "science", "mri_noiselab.quality": "science", "mri_noiselab.background": "science",
-    "mri_noiselab.noise": "science", "mri_noiselab.compat": "science",
+    "mri_noiselab.noise": "science", "mri_noiselab.compat": "science", "mri_noiselab.stored": "science",
     "mri_noiselab.derivation": "record",
     "mri_noiselab.dicom.read": "io", "mri_noiselab.dicom.series": "io", "mri_noiselab.dicom.derive": "io",
     "mri_noiselab.dicom.checks": "io", "mri_noiselab.dicom.eligibility": "io", "mri_noiselab.dicom.pixels": "io", "mri_noiselab.nifti": "io", "mri_noiselab.planning": "io",

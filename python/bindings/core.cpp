@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -95,11 +96,46 @@ std::pair<py::array, nl::CorrectionReport> correct_t(const py::array& x, double 
     return {out, rep};
 }
 
+// The arrays a stored-value correction reads besides the image, as views (null when absent).
+struct StoredArrays {
+    std::optional<py::array_t<std::uint8_t>> mask;
+    std::optional<py::array_t<double>> sigma_map, scale, offset, out_scale, out_offset;
+};
+
+template <class T>
+std::pair<py::array, nl::CorrectionReport> correct_stored_t(const py::array& x, double sigma, const nl::Window& w,
+                                                            nl::StoredOptions opt, const StoredArrays& a) {
+    auto in = view_of<const T>(x, "stored");
+    opt.correction.mask = mask_view(a.mask);
+    if (a.sigma_map) opt.correction.sigma_map = view_of<const double>(*a.sigma_map, "sigma_map");
+    auto rescale = [](const std::optional<py::array_t<double>>& v, const char* what) {
+        return v ? view_of<const double>(*v, what) : nl::ArrayView<const double>{};
+    };
+    opt.scale = rescale(a.scale, "scale");
+    opt.offset = rescale(a.offset, "offset");
+    opt.out_scale = rescale(a.out_scale, "out_scale");
+    opt.out_offset = rescale(a.out_offset, "out_offset");
+    py::array_t<T> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    auto ov = view_of<T>(out, "output");
+    nl::CorrectionReport rep;
+    {
+        py::gil_scoped_release nogil;
+        rep = nl::correct_stored(in, ov, sigma, w, opt);
+    }
+    return {out, rep};
+}
+
 template <class T>
 nl::SampleStats sample_stats_t(const py::array& x, const nl::SampleOptions& opt) {
     auto in = view_of<const T>(x, "background");
     py::gil_scoped_release nogil;
     return nl::sample_stats(in, opt);
+}
+
+nl::Correction correction(const std::string& method) {
+    if (method == "moments") return nl::Correction::moments;
+    if (method == "lmmse") return nl::Correction::lmmse;
+    throw py::value_error("unknown correction '" + method + "': choose 'moments' or 'lmmse'");
 }
 
 nl::SigmaMethod sigma_method(const std::string& name) {
@@ -179,9 +215,7 @@ PYBIND11_MODULE(NOISELAB_MODULE, m) {
            unsigned coils, const std::optional<py::array_t<std::uint8_t>>& mask,
            const std::optional<py::array_t<double>>& sigma_map, int threads) {
             nl::CorrectionOptions opt;
-            if (method == "moments") opt.method = nl::Correction::moments;
-            else if (method == "lmmse") opt.method = nl::Correction::lmmse;
-            else throw py::value_error("unknown correction '" + method + "': choose 'moments' or 'lmmse'");
+            opt.method = correction(method);
             opt.coils = coils;
             opt.mask = mask_view(mask);
             if (sigma_map) opt.sigma_map = view_of<const double>(*sigma_map, "sigma_map");
@@ -193,6 +227,40 @@ PYBIND11_MODULE(NOISELAB_MODULE, m) {
         },
         py::arg("x"), py::arg("sigma"), py::arg("window"), py::arg("method") = "moments", py::arg("coils") = 1,
         py::arg("mask") = py::none(), py::arg("sigma_map") = py::none(), py::arg("threads") = 0);
+
+    m.def(
+        "correct_stored",
+        [](const py::array& x, double sigma, const std::vector<std::size_t>& window, const std::string& method,
+           unsigned coils, const std::optional<py::array_t<std::uint8_t>>& mask,
+           const std::optional<py::array_t<double>>& sigma_map, int threads,
+           const std::optional<py::array_t<double>>& scale, const std::optional<py::array_t<double>>& offset,
+           const std::optional<py::array_t<double>>& out_scale, const std::optional<py::array_t<double>>& out_offset,
+           double lo, double hi, bool single) {
+            nl::StoredOptions opt;
+            opt.correction.method = correction(method);
+            opt.correction.coils = coils;
+            opt.correction.threads = threads;
+            opt.lo = lo;
+            opt.hi = hi;
+            opt.single = single;
+            const StoredArrays arrays{mask, sigma_map, scale, offset, out_scale, out_offset};
+            const auto w = to_window(window, x.ndim());
+            if (is<std::int8_t>(x)) return correct_stored_t<std::int8_t>(x, sigma, w, opt, arrays);
+            if (is<std::uint8_t>(x)) return correct_stored_t<std::uint8_t>(x, sigma, w, opt, arrays);
+            if (is<std::int16_t>(x)) return correct_stored_t<std::int16_t>(x, sigma, w, opt, arrays);
+            if (is<std::uint16_t>(x)) return correct_stored_t<std::uint16_t>(x, sigma, w, opt, arrays);
+            if (is<std::int32_t>(x)) return correct_stored_t<std::int32_t>(x, sigma, w, opt, arrays);
+            if (is<std::uint32_t>(x)) return correct_stored_t<std::uint32_t>(x, sigma, w, opt, arrays);
+            if (is<float>(x)) return correct_stored_t<float>(x, sigma, w, opt, arrays);
+            if (is<double>(x)) return correct_stored_t<double>(x, sigma, w, opt, arrays);
+            throw py::type_error("correct_stored takes int8, uint8, int16, uint16, int32, uint32, float32 or float64 "
+                                 "arrays in native byte order, got " + std::string(py::str(x.dtype())));
+        },
+        py::arg("x"), py::arg("sigma"), py::arg("window"), py::arg("method") = "moments", py::arg("coils") = 1,
+        py::arg("mask") = py::none(), py::arg("sigma_map") = py::none(), py::arg("threads") = 0,
+        py::arg("scale") = py::none(), py::arg("offset") = py::none(), py::arg("out_scale") = py::none(),
+        py::arg("out_offset") = py::none(), py::arg("lo") = -std::numeric_limits<double>::infinity(),
+        py::arg("hi") = std::numeric_limits<double>::infinity(), py::arg("single") = false);
 
     py::class_<nl::SampleStats>(m, "SampleStats", py::module_local())
         .def_readonly("n", &nl::SampleStats::n)

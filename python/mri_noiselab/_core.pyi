@@ -3,7 +3,8 @@
 The same source is built twice, as ``_core`` (any x86-64 CPU) and ``_core_v3``
 (x86-64-v3): both modules have this API, and :mod:`mri_noiselab._kernels` hands out
 whichever the CPU runs under the name ``_core``. Arrays are float32 or float64 in
-native byte order (the callers convert them); masks are uint8, non-zero inside.
+native byte order (the callers convert them), stored values also 8-, 16- and 32-bit
+integers; masks are uint8, non-zero inside.
 """
 
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ __version__: str
 _Float = np.float32 | np.float64
 _Image = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 _Mask = npt.NDArray[np.uint8]
+_Stored = np.int8 | np.uint8 | np.int16 | np.uint16 | np.int32 | np.uint32 | np.float32 | np.float64
+_Doubles = npt.NDArray[np.float64]
 
 class CorrectionReport:
     """What correct() saw while it ran (pickles; prints its fields)."""
@@ -81,6 +84,23 @@ def correct(
     sigma_map: npt.NDArray[np.float64] | None = None,
     threads: int = 0,
 ) -> tuple[npt.NDArray[_Float], CorrectionReport]: ...
+def correct_stored(
+    x: npt.NDArray[_Stored],
+    sigma: float,
+    window: Sequence[int],
+    method: Literal["moments", "lmmse"] = "moments",
+    coils: int = 1,
+    mask: _Mask | None = None,
+    sigma_map: _Doubles | None = None,
+    threads: int = 0,
+    scale: _Doubles | None = None,
+    offset: _Doubles | None = None,
+    out_scale: _Doubles | None = None,
+    out_offset: _Doubles | None = None,
+    lo: float = ...,
+    hi: float = ...,
+    single: bool = False,
+) -> tuple[npt.NDArray[_Stored], CorrectionReport]: ...
 def sample_stats(x: _Image, mask: _Mask | None = None, exclude_zeros: bool = False, threads: int = 0) -> SampleStats: ...
 def sigma_from_stats(
     stats: SampleStats, method: Literal["mle", "std", "mean"], coils: int = 1

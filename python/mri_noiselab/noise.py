@@ -558,22 +558,25 @@ def correct(
     mask_arr = None if mask is None else check_mask(mask, arr.shape).view(np.uint8)
     kernel: Literal["moments", "lmmse"] = "lmmse" if method == "lmmse" else "moments"
     out, rep = _core.correct(arr, scalar, list(sizes), kernel, coils, mask_arr, sigma_map, threads(num_threads))
+    report = _check_report(rep, kernel, "image")
+    out = out.reshape(np.shape(image))
+    return (out, report) if return_report else out
+
+
+def _check_report(rep: Any, kernel: Literal["moments", "lmmse"], what: str) -> CorrectionReport:
+    """The kernel's report of a correction; raises for values it cannot have corrected (``what`` names them: "image")."""
     if rep.nonfinite:
-        raise ValueError("image contains NaN or infinite values: mask them out (mask=...) before correcting")
+        raise ValueError(f"{what} contains NaN or infinite values: mask them out (mask=...) before correcting")
     if rep.negative:
-        raise ValueError("Found negative values in the image: magnitude data cannot be negative")
+        raise ValueError(f"Found negative values in the {what}: magnitude data cannot be negative")
     power = 4 if kernel == "lmmse" else 2
     if float(rep.max) > np.finfo(np.float64).max ** (1 / power):
         raise ValueError(
-            f"image values up to {rep.max:.3g} overflow float64 once raised to the power "
+            f"{what} values up to {rep.max:.3g} overflow float64 once raised to the power "
             f"{power}: scale the image down (and sigma with it)"
         )
-    out = out.reshape(np.shape(image))
-    if not return_report:
-        return out
-    report = CorrectionReport(int(rep.n), int(rep.nonfinite), int(rep.negative), int(rep.zeros), int(rep.clamped),
-                              float(rep.min), float(rep.max))
-    return out, report
+    return CorrectionReport(int(rep.n), int(rep.nonfinite), int(rep.negative), int(rep.zeros), int(rep.clamped),
+                            float(rep.min), float(rep.max))
 
 
 __all__ = [

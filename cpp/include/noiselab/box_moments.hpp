@@ -271,9 +271,10 @@ inline void add_diff(double& s, double& c, double a, double b) {
 /// at row idx, `Src::unit()` says whether rows have unit strides, and
 /// `Src::values<Unit>(row, x, v)` writes the channels of voxel x to v[0..C).
 /// `Sink::operator()(stats, idx, sums, cstride, inv_volume)` receives the window sums of
-/// row idx (planar: channel c at sums + c * cstride), and `Sink::check<Unit>(stats, p, m,
-/// len)` sees each input voxel once, when the sweep first loads it (input at p, mask at m,
-/// `len` voxels of a row or of a contiguous run of rows). With `Src::compensated`, the
+/// row idx (planar: channel c at sums + c * cstride), and `Sink::check<Unit>(stats, row,
+/// len)` sees each input voxel once, when the sweep first loads it (`row` as Src::row gives
+/// it, `len` voxels of a row or of a contiguous run of rows, all in one index of the image's
+/// first axis). With `Src::compensated`, the
 /// running sums of the last channel carry a compensation term; the others are summed
 /// exactly as without it.
 ///
@@ -454,10 +455,10 @@ private:
             }
             if (src_.unit()) {
                 input_line<true>(buf + done, ps, src_.row(ra), src_.row(rs), run, weight);
-                if (fresh) sink_.template check<true>(stats, src_.row(ra).p, src_.row(ra).m, run);
+                if (fresh) sink_.template check<true>(stats, src_.row(ra), run);
             } else {
                 input_line<false>(buf + done, ps, src_.row(ra), src_.row(rs), run, weight);
-                if (fresh) sink_.template check<false>(stats, src_.row(ra).p, src_.row(ra).m, run);
+                if (fresh) sink_.template check<false>(stats, src_.row(ra), run);
             }
             for (int e = 2; e > d; --e) {  // odometer over the axes after d
                 if (++ra[e] < g_.n[e]) {
@@ -620,10 +621,10 @@ private:
             r = {st.level[q].data() + g_.linear(idx, q + 1, 2, y) * nx, g_.inner[q]};
         } else if (src_.unit()) {
             input_row<true>(idx, row, nx);
-            sink_.template check<true>(stats, src_.row(idx).p, src_.row(idx).m, nx);
+            sink_.template check<true>(stats, src_.row(idx), nx);
         } else {
             input_row<false>(idx, row, nx);
-            sink_.template check<false>(stats, src_.row(idx).p, src_.row(idx).m, nx);
+            sink_.template check<false>(stats, src_.row(idx), nx);
         }
         if (Comp && r.p != row) {
             copy_sums(r, row, nx);
@@ -733,8 +734,40 @@ private:
     }
 };
 
-/// M^2 (and M^4) of the input, optionally with a mask count channel first.
-template <class T, bool Masked, bool Fourth>
+/// One affine map per index of the image's first axis (a slice), `scale * x + offset`: how
+/// stored values become magnitudes (DICOM's rescale slope and intercept) and back.
+struct SliceAffine {
+    struct Coefficients {
+        double scale, offset;
+    };
+    const double* scale = nullptr;
+    const double* offset = nullptr;
+    std::ptrdiff_t scale_step = 0, offset_step = 0;  // from one slice to the next (0: one for all)
+    int axis = 0;  // the slice axis among the row indices 0..2 of a Padded view
+
+    Coefficients at(const std::array<std::size_t, 3>& i) const {
+        const auto s = static_cast<std::ptrdiff_t>(axis < 3 ? i[static_cast<std::size_t>(axis)] : 0);
+        return {scale[s * scale_step], offset[s * offset_step]};
+    }
+};
+
+/// The magnitude of stored value v: double(v), or with `Rescaled` double(v) * scale + offset
+/// in two roundings, as numpy's `m *= scale; m += offset` (no fused multiply-add).
+template <bool Rescaled, class T>
+inline double magnitude(T v, double scale, double offset) {
+    double m = static_cast<double>(v);
+    if constexpr (Rescaled) {
+        m *= scale;
+        m += offset;
+    } else {
+        (void)scale, (void)offset;
+    }
+    return m;
+}
+
+/// M^2 (and M^4) of the input, optionally with a mask count channel first. With `Rescaled`
+/// the input holds stored values, M their magnitude (see magnitude()) per `affine`.
+template <class T, bool Masked, bool Fourth, bool Rescaled = false>
 struct PowerSource {
     static constexpr std::size_t channels = (Masked ? 1 : 0) + 1 + (Fourth ? 1 : 0);
     // M^4 spans (A/sigma)^4: after bright tissue, plain running sums would keep enough
@@ -742,15 +775,26 @@ struct PowerSource {
     static constexpr bool compensated = Fourth;
     Padded<const T> in;
     Padded<const std::uint8_t> mask;
+    SliceAffine affine{};
 
     struct Row {
         const T* p;
         const std::uint8_t* m;
+        double scale, offset;  // the row's affine (Rescaled only)
     };
 
     using value_type = T;
 
-    Row row(const std::array<std::size_t, 3>& i) const { return {in.row(i), Masked ? mask.row(i) : nullptr}; }
+    Row row(const std::array<std::size_t, 3>& i) const {
+        Row r{in.row(i), Masked ? mask.row(i) : nullptr, 1.0, 0.0};
+        if constexpr (Rescaled) {
+            const auto c = affine.at(i);
+            r.scale = c.scale;
+            r.offset = c.offset;
+        }
+        return r;
+    }
+
     void prefetch(const std::array<std::size_t, 3>& i) const {
         if (in.xstride() == 1) prefetch_row(in.row(i), in.shape[3] * sizeof(T), false);
     }
@@ -769,7 +813,7 @@ struct PowerSource {
     template <bool Unit>
     void values(const Row& r, std::size_t x, double* v) const {
         const auto xi = static_cast<std::ptrdiff_t>(x);
-        const double a = static_cast<double>(r.p[Unit ? xi : xi * in.xstride()]);
+        const double a = magnitude<Rescaled>(r.p[Unit ? xi : xi * in.xstride()], r.scale, r.offset);
         // Masked-out values may be NaN: select, never multiply by the mask.
         const bool inside = !Masked || r.m[Unit ? xi : xi * mask.xstride()] != 0;
         const double a2 = inside ? a * a : 0.0;
@@ -789,8 +833,8 @@ struct MeanSink {
     using Stats = NoStats;
     Padded<double> m2, m4;
 
-    template <bool Unit, class T>
-    void check(Stats&, const T*, const std::uint8_t*, std::size_t) const {}
+    template <bool Unit, class Row>
+    void check(Stats&, const Row&, std::size_t) const {}
 
     void operator()(Stats&, const std::array<std::size_t, 3>& i, const double* sums,
                     std::size_t cs, double inv) const {

@@ -110,7 +110,42 @@ inline T root(double q, bool in_float) {
     return static_cast<T>(std::sqrt(q));
 }
 
-template <class T, bool Masked, bool Lmmse, bool Map>
+/// The stored value of corrected magnitude y: y * scale - offset (two roundings), for integer
+/// T then rounded to nearest, ties to even (np.rint), clipped to [lo, hi] and cast. Clipping
+/// first gives the same integer for integer bounds (rounding is monotone and keeps integers),
+/// and NaN becomes lo instead of an undefined cast. Within the bounds |y| < 2^51, where adding
+/// and subtracting 1.5 * 2^52 rounds to an integer in the default rounding mode exactly as
+/// std::nearbyint does, and vectorises where nearbyint is a library call (x86-64 before SSE4.1).
+template <class T>
+inline T encode(double y, double scale, double offset, double lo, double hi) {
+    y *= scale;
+    y -= offset;
+    if constexpr (std::is_integral_v<T>) {
+        y = y > lo ? y : lo;
+        y = y < hi ? y : hi;
+        y = (y + 0x1.8p52) - 0x1.8p52;
+    } else {
+        (void)lo, (void)hi;
+    }
+    return static_cast<T>(y);
+}
+
+/// How correct_stored() converts (see StoredOptions): stored values to magnitudes, and the
+/// corrected magnitude y back, `y * to_stored.scale - to_stored.offset`.
+struct Conversion {
+    SliceAffine to_magnitude, to_stored;
+    double lo = 0.0, hi = 0.0;  // integer types: the clip bounds
+    bool single = false;        // the corrected magnitude is rounded to float first
+};
+
+/// Whether a corrected magnitude of stored type T may be rounded to float first: T's values
+/// are exact in float, so that the magnitude is the float image correct<float>() would take.
+template <class T>
+inline constexpr bool single_ok = std::is_same_v<T, float> || (std::is_integral_v<T> && sizeof(T) <= 2);
+
+/// The correction's output side. T is the element type of input and output: the magnitude
+/// itself, or with `Stored` stored values, converted per `conv`.
+template <class T, bool Masked, bool Lmmse, bool Map, bool Stored = false>
 struct CorrectSink {
     using Stats = CorrectionReport;
     Padded<const T> in;
@@ -119,29 +154,35 @@ struct CorrectSink {
     Padded<const double> sigma_map;
     double sigma2 = 0.0;
     double coils = 1.0;
+    Conversion conv{};
 
-    // Validation of `len` input voxels from p (mask m), in the input type, as the sweep
-    // first loads them: a separate simple loop vectorises well. Counters as wide as T's
-    // lanes avoid widening every compare mask; chunks keep them exact.
-    template <bool Unit>
-    void check(Stats& st, const T* p, const std::uint8_t* m, std::size_t len) const {
+    // Validation of `len` input voxels of row r, as the sweep first loads them: a separate
+    // simple loop vectorises well. Counters as wide as the lanes of the values checked (T,
+    // or the magnitudes in double) avoid widening every compare mask; chunks keep them exact.
+    template <bool Unit, class Row>
+    void check(Stats& st, const Row& r, std::size_t len) const {
+        using V = std::conditional_t<Stored, double, T>;
+        const T* p = r.p;
+        const std::uint8_t* m = r.m;
         const std::ptrdiff_t sx = Unit ? 1 : in.xstride();
         const std::ptrdiff_t mx = Unit ? 1 : (Masked ? mask.xstride() : 0);
-        using Count = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+        using Count = std::conditional_t<sizeof(V) == 4, std::uint32_t, std::uint64_t>;
         constexpr std::size_t chunk = std::size_t{1} << 30;
-        T lo = static_cast<T>(st.min), hi = static_cast<T>(st.max);
+        V lo = static_cast<V>(st.min), hi = static_cast<V>(st.max);
         for (std::size_t x0 = 0; x0 < len; x0 += chunk) {
             const std::size_t x1 = std::min(len, x0 + chunk);
             Count cn = 0, cf = 0, cneg = 0, cz = 0;
             NOISELAB_SIMD_REDUCE
             for (std::size_t x = x0; x < x1; ++x) {
                 const auto xi = static_cast<std::ptrdiff_t>(x);
-                const T v = p[xi * sx];
+                V v;
+                if constexpr (Stored) v = magnitude<true>(p[xi * sx], r.scale, r.offset);
+                else v = p[xi * sx];
                 const bool inside = Masked ? m[xi * mx] != 0 : true;
                 cn += inside;
-                cf += inside & !(v - v == T(0));  // NaN and inf both fail
-                cneg += inside & (v < T(0));
-                cz += inside & (v == T(0));
+                cf += inside & !(v - v == V(0));  // NaN and inf both fail
+                cneg += inside & (v < V(0));
+                cz += inside & (v == V(0));
                 lo = (inside & (v < lo)) ? v : lo;
                 hi = (inside & (v > hi)) ? v : hi;
             }
@@ -166,11 +207,20 @@ struct CorrectSink {
             prefetch_row(out.row(next), bytes, true);
         }
         // Unit strides known at compile time let the loop vectorise without gathers.
-        if (unit) row<true>(st, i, sums, cs, inv);
-        else row<false>(st, i, sums, cs, inv);
+        if constexpr (Stored && single_ok<T>) {
+            if (conv.single) {
+                if (unit) row<true, float>(st, i, sums, cs, inv);
+                else row<false, float>(st, i, sums, cs, inv);
+                return;
+            }
+        }
+        using R = std::conditional_t<Stored, double, T>;
+        if (unit) row<true, R>(st, i, sums, cs, inv);
+        else row<false, R>(st, i, sums, cs, inv);
     }
 
-    template <bool Unit>
+    // The corrected magnitudes are rounded to R (float or double) before they are stored.
+    template <bool Unit, class R>
     void row(Stats& st, const std::array<std::size_t, 3>& i, const double* sums, std::size_t cs,
              double inv) const {
         const std::size_t nx = in.shape[3];
@@ -184,6 +234,11 @@ struct CorrectSink {
         const double* sg = Map ? sigma_map.row(i) : nullptr;
         const std::ptrdiff_t mx = Unit ? 1 : (Masked ? mask.xstride() : 0);
         const std::ptrdiff_t gx = Unit ? 1 : (Map ? sigma_map.xstride() : 0);
+        const SliceAffine::Coefficients in_affine = Stored ? conv.to_magnitude.at(i) : SliceAffine::Coefficients{1, 0};
+        const SliceAffine::Coefficients out_affine = Stored ? conv.to_stored.at(i) : SliceAffine::Coefficients{1, 0};
+        auto magnitude_at = [&](std::ptrdiff_t xi) {
+            return magnitude<Stored>(src[xi * sx], in_affine.scale, in_affine.offset);
+        };
 
         // A^2 of voxel x, branch-free so that the loops below vectorise; for lmmse also
         // sigma^2, K and (<M^2> - N sigma^2) / n for its root (see Correction::lmmse). Voxels
@@ -198,7 +253,7 @@ struct CorrectSink {
             const double m2 = s2[x] * scale;
             double a2 = m2 - two_n * var_n;
             if constexpr (Lmmse) {
-                const double v = static_cast<double>(src[xi * sx]);
+                const double v = magnitude_at(xi);
                 const double var = s4[x] * scale - m2 * m2;
                 // Divided whatever var is, then selected: a division under a condition stays
                 // a branch (it could trap), and the loop would not vectorise.
@@ -220,10 +275,23 @@ struct CorrectSink {
             const double own = 0.5 * (a2 + std::fabs(a2)) + coils * var_n;
             return k * k * own + (1.0 - k * k) * 0.5 * (spread + std::fabs(spread));
         };
-        auto store = [&](std::size_t x, T corrected) {
+        // Stored values: voxels outside the mask keep their magnitude, converted back as the
+        // corrected ones are.
+        auto store = [&](std::size_t x, R corrected) {
             const auto xi = static_cast<std::ptrdiff_t>(x);
-            if constexpr (Masked) dst[xi * ox] = mk[xi * mx] != 0 ? corrected : src[xi * sx];
-            else dst[xi * ox] = corrected;
+            if constexpr (Stored) {
+                auto to_stored = [&](R y) {
+                    return encode<T>(static_cast<double>(y), out_affine.scale, out_affine.offset, conv.lo, conv.hi);
+                };
+                T value = to_stored(corrected);
+                if constexpr (Masked)
+                    value = mk[xi * mx] != 0 ? value : to_stored(static_cast<R>(magnitude_at(xi)));
+                dst[xi * ox] = value;
+            } else if constexpr (Masked) {
+                dst[xi * ox] = mk[xi * mx] != 0 ? corrected : src[xi * sx];
+            } else {
+                dst[xi * ox] = corrected;
+            }
         };
         // Then the roots, in float where float_root_fits: the chunk's count of roots'
         // arguments above the type's largest value (or not finite) and its largest one below
@@ -238,7 +306,7 @@ struct CorrectSink {
         // a division or a per-voxel scale goes through a buffer first, so that the
         // reductions keep their registers; plain moments compute it in place.
         constexpr bool buffered = Lmmse || Masked || Map;
-        constexpr bool to_float = std::is_same_v<T, float>;
+        constexpr bool to_float = std::is_same_v<R, float>;
         constexpr double top = to_float ? std::numeric_limits<float>::max() : std::numeric_limits<double>::max();
         // A positive <M^2> - bias is at least ulp(bias), a normal float when bias >= 2^-74
         // (FLT_MIN = 2^-126 is 2^-52 of it): then plain moments need no look below FLT_MIN.
@@ -283,7 +351,7 @@ struct CorrectSink {
                         const double small = q < bottom ? q : 0.0;
                         tiny = small > tiny ? small : tiny;
                     }
-                    store(x0 + e, root<T>(q, true));
+                    store(x0 + e, root<R>(q, true));
                 }
                 clamped += static_cast<std::size_t>(below);
                 if (over > 0.0 || tiny > 0.0)
@@ -292,15 +360,69 @@ struct CorrectSink {
                         const double a2 = a2_at(x0 + e, var_n, k, spread);
                         const double q = Lmmse ? smooth_root_arg_exact(a2, var_n, spread_w(a2, var_n, k, spread))
                                                : std::max(a2, 0.0);
-                        store(x0 + e, root<T>(q, float_root_fits(q)));
+                        store(x0 + e, root<R>(q, float_root_fits(q)));
                     }
             }
         };
-        if (tiny_possible) roots(std::true_type{});
-        else roots(std::false_type{});
+        // (A double root has nothing to look for below: not compiled.)
+        if constexpr (to_float) {
+            if (tiny_possible) roots(std::true_type{});
+            else roots(std::false_type{});
+        } else {
+            roots(std::false_type{});
+        }
         st.clamped += clamped;
     }
 };
+
+/// The checks correct() and correct_stored() share (see correct()).
+template <class T>
+void check_correct(const ArrayView<const T>& in, const ArrayView<T>& out, double sigma,
+                   const CorrectionOptions& opt) {
+    check_view(in, "image");
+    check_view(out, "output");
+    check_same_shape(in, out, "output");
+    check_mask(in, opt.mask);
+    const bool map = opt.sigma_map.data != nullptr;
+    if (map) check_same_shape(in, opt.sigma_map, "sigma_map");
+    check_no_overlap(out, in, "the image");
+    if (opt.mask.data != nullptr) check_no_overlap(out, opt.mask, "the mask");
+    if (map) check_no_overlap(out, opt.sigma_map, "sigma_map");
+    if (opt.coils < 1) throw std::invalid_argument("noiselab: coils must be >= 1, got 0");
+    if (!map && !(sigma >= 0.0 && std::isfinite(sigma)))
+        throw std::invalid_argument("noiselab: sigma must be finite and >= 0, got " + std::to_string(sigma));
+    if (!map && !std::isfinite(2.0 * opt.coils * sigma * sigma))
+        throw std::invalid_argument("noiselab: sigma is so large that 2 N sigma^2 overflows double");
+}
+
+/// The sweep of correct() (Stored = false) and correct_stored(), dispatched on the options'
+/// compile-time switches: mask, method and sigma map.
+template <bool Stored, class T>
+CorrectionReport run_correct(const ArrayView<const T>& in, const ArrayView<T>& out, double sigma,
+                             const Window& window, const CorrectionOptions& opt, const Conversion& conv) {
+    const Geometry g(in, window);
+    auto go = [&](auto masked, auto lmmse, auto has_map) -> CorrectionReport {
+        constexpr bool M = decltype(masked)::value, L = decltype(lmmse)::value, S = decltype(has_map)::value;
+        using Src = PowerSource<T, M, L, Stored>;
+        using Sink = CorrectSink<T, M, L, S, Stored>;
+        const Padded<const std::uint8_t> mask = M ? Padded<const std::uint8_t>(opt.mask) : Padded<const std::uint8_t>();
+        Src src{Padded<const T>(in), mask, conv.to_magnitude};
+        Sink sink{Padded<const T>(in),
+                  Padded<T>(out),
+                  mask,
+                  S ? Padded<const double>(opt.sigma_map) : Padded<const double>(),
+                  sigma * sigma,
+                  static_cast<double>(opt.coils),
+                  conv};
+        return Sweep<Src::channels, Src, Sink>(g, src, sink).run(opt.threads);
+    };
+    using std::false_type, std::true_type;
+    const bool map = opt.sigma_map.data != nullptr;
+    const bool lmmse = opt.method == Correction::lmmse;
+    auto with_map = [&](auto m, auto l) { return map ? go(m, l, true_type{}) : go(m, l, false_type{}); };
+    auto with_lmmse = [&](auto m) { return lmmse ? with_map(m, true_type{}) : with_map(m, false_type{}); };
+    return opt.mask.data != nullptr ? with_lmmse(true_type{}) : with_lmmse(false_type{});
+}
 
 }  // namespace detail
 
@@ -318,44 +440,113 @@ template <class T>
 CorrectionReport correct(ArrayView<const detail::identity_t<T>> in, ArrayView<T> out, double sigma,
                          const Window& window, const CorrectionOptions& opt = {}) {
     static_assert(std::is_floating_point_v<T>, "noiselab::correct works on float or double");
-    detail::check_view(in, "image");
-    detail::check_view(out, "output");
-    detail::check_same_shape(in, out, "output");
-    detail::check_mask(in, opt.mask);
-    const bool map = opt.sigma_map.data != nullptr;
-    if (map) detail::check_same_shape(in, opt.sigma_map, "sigma_map");
-    detail::check_no_overlap(out, in, "the image");
-    if (opt.mask.data != nullptr) detail::check_no_overlap(out, opt.mask, "the mask");
-    if (map) detail::check_no_overlap(out, opt.sigma_map, "sigma_map");
-    if (opt.coils < 1) throw std::invalid_argument("noiselab: coils must be >= 1, got 0");
-    if (!map && !(sigma >= 0.0 && std::isfinite(sigma)))
-        throw std::invalid_argument("noiselab: sigma must be finite and >= 0, got " + std::to_string(sigma));
-    if (!map && !std::isfinite(2.0 * opt.coils * sigma * sigma))
-        throw std::invalid_argument("noiselab: sigma is so large that 2 N sigma^2 overflows double");
-    const detail::Geometry g(in, window);
-    auto go = [&](auto masked, auto lmmse, auto has_map) -> CorrectionReport {
-        constexpr bool M = decltype(masked)::value, L = decltype(lmmse)::value,
-                       S = decltype(has_map)::value;
-        using Src = detail::PowerSource<T, M, L>;
-        using Sink = detail::CorrectSink<T, M, L, S>;
-        const detail::Padded<const std::uint8_t> mask =
-            M ? detail::Padded<const std::uint8_t>(opt.mask) : detail::Padded<const std::uint8_t>();
-        Src src{detail::Padded<const T>(in), mask};
-        Sink sink{detail::Padded<const T>(in),
-                  detail::Padded<T>(out),
-                  mask,
-                  S ? detail::Padded<const double>(opt.sigma_map) : detail::Padded<const double>(),
-                  sigma * sigma,
-                  static_cast<double>(opt.coils)};
-        return detail::Sweep<Src::channels, Src, Sink>(g, src, sink).run(opt.threads);
+    detail::check_correct(in, out, sigma, opt);
+    return detail::run_correct<false>(in, out, sigma, window, opt, detail::Conversion{});
+}
+
+/// Options for correct_stored(): the correction's, and how stored values convert.
+///
+/// Each rescale array is null (the identity: x * 1 + 0 and y * 1 - 0 change no bit) or a 1-D
+/// view of one value (for every voxel) or of one value per index s of the image's first
+/// axis (a slice; 2-D to 4-D images), read once per row.
+struct StoredOptions {
+    /// Method, coils, mask, sigma map and threads, as for correct().
+    CorrectionOptions correction{};
+    /// The magnitude M of stored value v in slice s: m = double(v) * scale[s], then
+    /// m += offset[s] (two roundings, no fused multiply-add).
+    ArrayView<const double> scale{}, offset{};
+    /// The stored value of corrected magnitude y: y * out_scale[s], then -= out_offset[s];
+    /// for integer types then rounded to nearest, ties to even, and clipped to [lo, hi].
+    ArrayView<const double> out_scale{}, out_offset{};
+    /// Integer types: the clip bounds, integers in the type's range; infinite ones stand for
+    /// the type's bounds. Floating-point types are neither rounded nor clipped, and take
+    /// only the infinite defaults.
+    double lo = -std::numeric_limits<double>::infinity();
+    double hi = std::numeric_limits<double>::infinity();
+    /// Round the corrected magnitude to float before it is converted, as correct<float>() on
+    /// the magnitude would: for types float holds exactly (float, 8- and 16-bit integers)
+    /// with no input rescale (scale and offset null).
+    bool single = false;
+};
+
+namespace detail {
+
+/// A StoredOptions rescale pair as a SliceAffine of image `in`; null entries take `one`
+/// and `zero`, the values that leave x unchanged.
+template <class T>
+SliceAffine slice_affine(const ArrayView<const T>& in, const ArrayView<const double>& scale,
+                         const ArrayView<const double>& offset, const double& one, const double& zero,
+                         const char* names) {
+    SliceAffine a;
+    a.axis = 4 - static_cast<int>(in.ndim);
+    auto take = [&](const ArrayView<const double>& v, const double& fallback, const double*& data,
+                    std::ptrdiff_t& step) {
+        data = &fallback;
+        step = 0;
+        if (v.data == nullptr) return;
+        const bool one_value = v.ndim == 1 && v.shape[0] == 1;
+        const bool per_slice = v.ndim == 1 && v.shape[0] == in.shape[0] && in.ndim >= 2;
+        if (!one_value && !per_slice)
+            throw std::invalid_argument(std::string("noiselab: ") + names +
+                                        " must be 1-D with one value, or one per index of the image's first axis "
+                                        "(2-D to 4-D images), got " + std::to_string(v.ndim) + "-D of " +
+                                        std::to_string(v.ndim ? v.shape[0] : 0));
+        data = v.data;
+        step = one_value ? 0 : v.strides[0];
     };
-    using std::false_type, std::true_type;
-    const bool masked = opt.mask.data != nullptr;
-    const bool lmmse = opt.method == Correction::lmmse;
-    // Dispatch on the three compile-time switches.
-    auto with_map = [&](auto m, auto l) { return map ? go(m, l, true_type{}) : go(m, l, false_type{}); };
-    auto with_lmmse = [&](auto m) { return lmmse ? with_map(m, true_type{}) : with_map(m, false_type{}); };
-    return masked ? with_lmmse(true_type{}) : with_lmmse(false_type{});
+    take(scale, one, a.scale, a.scale_step);
+    take(offset, zero, a.offset, a.offset_step);
+    return a;
+}
+
+}  // namespace detail
+
+/// correct() on the magnitude of stored values, written back as stored values in one pass:
+/// for each voxel of slice s (index of the first axis), m = double(v) * scale[s] + offset[s];
+/// the correction of m as correct<double>() gives it (or correct<float>() with opt.single),
+/// y; then y * out_scale[s] - out_offset[s], for integer T rounded to nearest (ties to even,
+/// as std::nearbyint), clipped to [lo, hi] and cast to T. Voxels outside the mask are
+/// converted from m likewise. Bit for bit numpy's `m = v.astype(float64); m *= scale; m +=
+/// offset`, the correction, `y *= out_scale; y -= out_offset; rint; clip; astype`, with no
+/// copy in double. The report validates the magnitudes m.
+///
+/// T is any of int8, uint8, int16, uint16, int32, uint32, float or double (taken from
+/// `out`). Throws std::invalid_argument as correct() does, and for rescale arrays of another
+/// length, bounds that are not integers in T's range or lo > hi, finite bounds for a
+/// floating-point T, and opt.single where it does not apply.
+template <class T>
+CorrectionReport correct_stored(ArrayView<const detail::identity_t<T>> in, ArrayView<T> out, double sigma,
+                                const Window& window, const StoredOptions& opt = {}) {
+    static_assert(std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::uint8_t> ||
+                      std::is_same_v<T, std::int16_t> || std::is_same_v<T, std::uint16_t> ||
+                      std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::uint32_t> ||
+                      std::is_floating_point_v<T>,
+                  "noiselab::correct_stored takes 8-, 16- and 32-bit integers, float or double");
+    detail::check_correct(in, out, sigma, opt.correction);
+    // x + (-0) is x for every x, -0 included (x + 0 turns -0 into +0); x - 0 is x too.
+    static constexpr double one = 1.0, minus_zero = -0.0, zero = 0.0;
+    detail::Conversion conv;
+    conv.to_magnitude = detail::slice_affine(in, opt.scale, opt.offset, one, minus_zero, "scale and offset");
+    conv.to_stored = detail::slice_affine(in, opt.out_scale, opt.out_offset, one, zero, "out_scale and out_offset");
+    for (const auto* v : {&opt.scale, &opt.offset, &opt.out_scale, &opt.out_offset})
+        if (v->data != nullptr) detail::check_no_overlap(out, *v, "a rescale array");
+    if constexpr (std::is_integral_v<T>) {
+        const double lowest = static_cast<double>(std::numeric_limits<T>::lowest());
+        const double highest = static_cast<double>(std::numeric_limits<T>::max());
+        conv.lo = std::isinf(opt.lo) && opt.lo < 0 ? lowest : opt.lo;
+        conv.hi = std::isinf(opt.hi) && opt.hi > 0 ? highest : opt.hi;
+        auto fits = [&](double b) { return b >= lowest && b <= highest && std::nearbyint(b) == b; };
+        if (!fits(conv.lo) || !fits(conv.hi) || conv.lo > conv.hi)
+            throw std::invalid_argument("noiselab: the clip bounds must be integers in the type's range with lo <= hi, got [" +
+                                        std::to_string(opt.lo) + ", " + std::to_string(opt.hi) + "]");
+    } else if (!(std::isinf(opt.lo) && opt.lo < 0 && std::isinf(opt.hi) && opt.hi > 0)) {
+        throw std::invalid_argument("noiselab: floating-point stored values are not clipped: leave lo and hi infinite");
+    }
+    if (opt.single && (!detail::single_ok<T> || opt.scale.data != nullptr || opt.offset.data != nullptr))
+        throw std::invalid_argument("noiselab: single precision needs a type float holds exactly (float, 8- or 16-bit "
+                                    "integers) and no input rescale");
+    conv.single = opt.single;
+    return detail::run_correct<true>(in, out, sigma, window, opt.correction, conv);
 }
 
 }  // namespace noiselab
