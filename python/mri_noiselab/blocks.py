@@ -1,20 +1,20 @@
-"""Cleaning a volume a few slices at a time, where its format converts slice blocks (a DICOM stack).
+"""Cleaning a volume a few slices at a time, where its format gives slice blocks (a DICOM stack).
 
 A series of 200 slices of 512 x 512 int16 is 100 MiB stored but 400 MiB as a float64
-magnitude, and the correction and the rounding back each made another such array. With
-a window of 1 across slices the slices are independent, so the background values, the
-check for negative values and the correction go through blocks of about 16 MiB of float64
-instead; the kernel gives the same bits for a block as for the whole volume (a window of
-1 on the outermost axis restarts every sum at each slice).
+magnitude. The background values and the check for negative values go through blocks of
+about 2 million voxels, and the correction takes stored values and gives stored values
+(:func:`mri_noiselab.stored.correct_stored`), a block at a time where the window keeps
+slices apart: the kernel gives the same bits for a block as for the whole volume (a window
+of 1 on the outermost axis restarts every sum at each slice).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from mri_noiselab.stored import correct_stored
 
 BLOCK_VOXELS = 1 << 21
 """Voxels per block: 16 MiB of float64, 8 slices of 512 x 512."""
@@ -29,14 +29,17 @@ class SliceBlocks(Protocol):
     def magnitude_block(self, block: slice, stored: np.ndarray | None = None) -> np.ndarray:
         """The magnitude of slices ``block`` (of ``stored``, slices ``block`` of another array, when given)."""
         ...
-    def to_stored_block(self, magnitude: np.ndarray, block: slice) -> np.ndarray:
-        """Stored values of slices ``block`` from their magnitude."""
-        ...
     def masked_block(self, block: slice, mask: np.ndarray) -> np.ndarray:
         """``magnitude_block(block)[mask]``, ``mask`` being the block's part of a mask of the volume."""
         ...
     def negative_block(self, block: slice) -> bool:
         """Whether any magnitude value of slices ``block`` is below zero."""
+        ...
+    def stored_block(self, block: slice) -> np.ndarray:
+        """The stored values of slices ``block``."""
+        ...
+    def stored_rescale(self, block: slice) -> dict[str, Any]:
+        """The rescale of slices ``block`` as :func:`mri_noiselab.stored.correct_stored` takes it."""
         ...
 
 
@@ -90,32 +93,16 @@ def any_negative(volume: Magnitude) -> bool:
     return any(volume.negative_block(b) for b in blocks(volume))
 
 
-def corrected_stored(
-    volume: Magnitude, correct: Callable[[np.ndarray], np.ndarray], to_stored: Callable[[np.ndarray], np.ndarray],
-    across_slices: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The stored values of ``correct(magnitude)``, and the corrected magnitude where it was made whole.
+def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, **correction: Any) -> np.ndarray:
+    """Stored values of slices ``block`` corrected in the kernel: stored values in, stored values out.
 
-    Block by block where the volume gives blocks and ``correct`` keeps slices apart
-    (not ``across_slices``); otherwise whole, with ``to_stored``.
+    ``correction`` holds :func:`mri_noiselab.stored.correct_stored`'s sigma, f_size,
+    method, coils and num_threads; ``threads``, when given, replaces num_threads.
     """
-    if not isinstance(volume, SliceBlocks) or across_slices:
-        corrected = correct(volume.magnitude())
-        return to_stored(corrected), corrected
-    out: np.ndarray | None = None
-    for b in blocks(volume):
-        stored = volume.to_stored_block(correct(volume.magnitude_block(b)), b)
-        if out is None:
-            out = np.empty(volume.shape, dtype=stored.dtype)
-        out[b] = stored
-    assert out is not None  # a volume has at least one slice
-    return out, None
+    if threads is not None:
+        correction["num_threads"] = threads
+    out: np.ndarray = correct_stored(volume.stored_block(block), **correction, **volume.stored_rescale(block))
+    return out
 
 
-def stored_block(volume: SliceBlocks, correct: Callable[..., np.ndarray], block: slice, threads: int | None = None) -> np.ndarray:
-    """Stored values of slices ``block`` corrected by ``correct`` (with ``num_threads=threads`` when given)."""
-    run = correct if threads is None else functools.partial(correct, num_threads=threads)
-    return volume.to_stored_block(run(volume.magnitude_block(block)), block)
-
-
-__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "blocks", "corrected_stored", "masked_values", "stored_block"]
+__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "blocks", "masked_values", "stored_block"]

@@ -28,7 +28,7 @@ from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
 from mri_noiselab.chi import median_sigma
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
-from mri_noiselab.blocks import SliceBlocks, any_negative, corrected_stored, masked_values, stored_block
+from mri_noiselab.blocks import SliceBlocks, any_negative, blocks, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
@@ -471,11 +471,18 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
                             coils=derivation.coils, volume_axis=volume.volume_axis, num_threads=options.num_threads)
     estimates = tuple(g.estimate for g in groups)
     across = derivation.f_size[0] > 1
-    if stream and isinstance(volume, SliceBlocks) and not across:
-        return CleanResult(None, None, estimates, derivation, notes, mask,
-                           stored_block=functools.partial(stored_block, volume, run))
-    stored, corrected = corrected_stored(volume, run, volume.to_stored, across_slices=across)
-    return CleanResult(stored, corrected, estimates, derivation, notes, mask)
+    if isinstance(volume, SliceBlocks) and (stream or not across):
+        # Stored values in, stored values out, in the kernel: streamed, or block by block here;
+        # a 3-D window corrects the stack whole (twice its stored bytes, no float64 copy).
+        block = functools.partial(stored_block, volume, sigma=np.asarray(derivation.sigma), f_size=derivation.f_size,
+                                  method=options.method, coils=derivation.coils, num_threads=options.num_threads)
+        if stream and not across:
+            return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=block)
+        whole = [slice(None)] if across else blocks(volume)
+        stored = np.concatenate([block(b) for b in whole])
+        return CleanResult(stored, None, estimates, derivation, notes, mask)
+    corrected = run(volume.magnitude())
+    return CleanResult(volume.to_stored(corrected), corrected, estimates, derivation, notes, mask)
 
 
 def planned_derivations(volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec = None) -> list[Derivation]:

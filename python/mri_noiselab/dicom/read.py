@@ -232,6 +232,16 @@ class DicomStack:
             values += (self.intercept[block] / self.unit)[:, None, None]
         return values
 
+    def stored_rescale(self, block: slice) -> dict[str, Any]:
+        """How :meth:`magnitude_block` and :meth:`to_stored_block` convert slices ``block``, as the
+        arguments of :func:`mri_noiselab.stored.correct_stored` (which gives the same bits)."""
+        lo, hi = stored_range(self.datasets[0])
+        if self._identity:
+            return {"lo": lo, "hi": hi}
+        slope, intercept = self.slope[block], self.intercept[block]
+        return {"scale": slope / self.unit, "offset": intercept / self.unit, "out_scale": self.unit / slope,
+                "out_offset": intercept / slope, "lo": lo, "hi": hi}
+
     def masked_block(self, block: slice, mask: np.ndarray) -> np.ndarray:
         """``magnitude_block(block)[mask]``, the rescale applied to the chosen values only (the same bits)."""
         stored = self.stored_block(block)
