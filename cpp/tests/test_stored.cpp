@@ -138,7 +138,15 @@ class Stored : public ::testing::Test {};
 
 using StoredTypes = ::testing::Types<std::int8_t, std::uint8_t, std::int16_t, std::uint16_t, std::int32_t,
                                      std::uint32_t, float, double>;
-TYPED_TEST_SUITE(Stored, StoredTypes);
+// Names the cases by numpy's names of the types.
+struct TypeNames {
+    template <class T>
+    static std::string GetName(int) {
+        if constexpr (std::is_floating_point_v<T>) return sizeof(T) == 4 ? "float32" : "float64";
+        else return (std::is_signed_v<T> ? "int" : "uint") + std::to_string(8 * sizeof(T));
+    }
+};
+TYPED_TEST_SUITE(Stored, StoredTypes, TypeNames);
 
 }  // namespace
 
