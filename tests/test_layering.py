@@ -44,7 +44,7 @@ LAYERS = {
     "mri_noiselab._kernels": "base", "mri_noiselab._core": "base", "mri_noiselab.errors": "base",
     "mri_noiselab.roi": "base", "mri_noiselab._atomic": "base", "mri_noiselab._files": "base",
     "mri_noiselab._args": "args",
-    "mri_noiselab.chi": "science", "mri_noiselab.quality": "science", "mri_noiselab.background": "science",
+    "mri_noiselab.chi": "science", "mri_noiselab.quality": "science", "mri_noiselab.background": "science", "mri_noiselab._bands": "science",
     "mri_noiselab.noise": "science", "mri_noiselab.compat": "science",
     "mri_noiselab.derivation": "record",
     "mri_noiselab.dicom.read": "io", "mri_noiselab.dicom.series": "io", "mri_noiselab.dicom.derive": "io",
