@@ -119,35 +119,46 @@ def _between(values: np.ndarray):
     return between
 
 
-def test_histogram_of_log_from_thresholds_is_numpys(rng: np.random.Generator) -> None:
+def _numpy_histogram(values: np.ndarray, width: float) -> tuple[float, float, np.ndarray, np.ndarray]:
+    y = np.log(values)
+    lo, hi = float(y.min()), float(y.max())
+    nbins = int((hi - lo) / width) + 1
+    counts, edges = np.histogram(y, bins=nbins, range=(lo, lo + nbins * width))
+    return lo, hi, counts, edges
+
+
+def test_histograms_of_log_from_thresholds_are_numpys(rng: np.random.Generator) -> None:
+    """The image's histogram and each part's own, counted together part by part."""
     width = 1 / 27 / 3
-    for trial in range(20):
-        values = np.exp(rng.normal(5 + trial % 4, 1 + trial % 3, 20_000))
-        lo, hi = (float(v) for v in np.log([values.min(), values.max()]))
-        nbins = int((hi - lo) / width) + 1
-        edges = np.histogram_bin_edges(np.empty(0), bins=nbins, range=(lo, lo + nbins * width))
+    for trial in range(12):
+        values = np.exp(rng.normal(5 + trial % 4, 1 + trial % 3, 30_000))
+        edges = _numpy_histogram(values, width)[3]
         # Values whose log is an edge, or next to one: only their own log places them.
         near = np.exp(rng.choice(edges[1:-2], 50))
         values = np.concatenate([values, near, np.nextafter(near, 0), np.nextafter(near, np.inf), [values.min()] * 3])
-        found = _bands._fast_histogram(_between(values), float(values.min()), float(values.max()), width)
-        y = np.log(values)
-        nbins = int((float(y.max()) - float(y.min())) / width) + 1
-        counts, reference = np.histogram(y, bins=nbins, range=(float(y.min()), float(y.min()) + nbins * width))
-        assert found is not None
-        assert (found[0], found[1]) == (float(y.min()), float(y.max()))
-        assert np.array_equal(found[3], reference) and np.array_equal(found[2], counts)
+        # Parts alike, or parts of their own ranges (their minima anywhere in the image's bins).
+        parts = np.array_split(rng.permutation(values) if trial % 2 else np.sort(values), 3)
+        whole = _bands.LogHistogram(float(values.min()), float(values.max()), width)
+        own = [_bands.LogHistogram(float(p.min()), float(p.max()), width) for p in parts]
+        for part, hist in zip(parts, own):
+            _bands.add_part([whole, hist], _between(part), float(part.min()))
+        for hist, v in [(whole, values), *zip(own, parts)]:
+            lo, hi, counts, edges = _numpy_histogram(v, width)
+            assert hist.ok and (hist.lo, hist.hi) == (lo, hi)
+            assert np.array_equal(hist.edges, edges) and np.array_equal(hist.counts, counts)
 
 
 def test_noise_mode_is_the_lowest_populated_mode_also_through_numpy(rng: np.random.Generator) -> None:
     """The background's mode under a larger one of anatomy; the same when values crowd the
     thresholds and numpy's histogram decides."""
     k = 729.0
+    width = _bands.bin_width(k)
     values = np.concatenate([np.exp(rng.normal(np.log(200), 0.04, 30_000)), np.exp(rng.normal(np.log(1e5), 0.3, 60_000))])
-    width = 1 / math.sqrt(k) / 3
-    mode = _bands.noise_mode(_between(values), float(values.min()), float(values.max()), values.size, k, lambda: values)
-    assert abs(math.log(mode / 200)) < 2 * width
     edge = float(np.log(values.min())) + 40 * width  # a bin edge in the thick of the noise
     crowded = np.concatenate([values, np.full(_bands.COLLECT + 1, math.exp(edge))])
-    assert _bands._fast_histogram(_between(crowded), float(crowded.min()), float(crowded.max()), width) is None
-    again = _bands.noise_mode(_between(crowded), float(crowded.min()), float(crowded.max()), crowded.size, k, lambda: crowded)
-    assert abs(math.log(again / 200)) < 2 * width
+    for v, fast in [(values, True), (crowded, False)]:
+        hist = _bands.LogHistogram(float(v.min()), float(v.max()), width)
+        _bands.add_part([hist], _between(v), float(v.min()))
+        assert hist.ok == fast
+        mode = _bands.noise_mode(hist, v.size, k, lambda v=v: v)
+        assert abs(math.log(mode / 200)) < 2 * width

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +28,9 @@ from mri_noiselab._args import (
     threads,
     window,
 )
-from mri_noiselab._bands import COLLECT, CountTables, band, noise_mode, thirds
+from mri_noiselab._bands import (
+    COLLECT, CountTables, LogHistogram, add_part, band, bin_width, noise_mode, outer_share, thirds,
+)
 from mri_noiselab._kernels import _core
 from mri_noiselab.chi import ROUNDED_BELOW, expected_ratio, mle_sigma, mle_variance
 from mri_noiselab.errors import NoBackgroundError
@@ -268,28 +271,36 @@ def _local_statistics(
 @dataclass(frozen=True)
 class _Candidates:
     """The voxels whose window is well filled, the ones the noise mode and the regions are judged
-    on, as band tables; and their number and range in each region (the whole image without regions)."""
+    on, as band tables; their number and range in each region (the whole image without regions);
+    the noise mode of all of them and of each region of 1000 or more."""
 
     lo: np.ndarray
     hi: np.ndarray
     blocks: list[tuple[tuple[slice, ...], int, float, float]]
+    mode: float = 0.0
+    modes: dict[int, float] = field(default_factory=dict)
 
-    def mode(self, stats: _Local, block: tuple[slice, ...], n: int, xmin: float, xmax: float) -> float:
-        def between(bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return stats.band(self.lo, self.hi, block, edges=bounds)[3:]
+    def with_modes(self, stats: _Local) -> _Candidates:
+        """The modes, from one histogram pass over each region (the image's and its own at once)."""
+        w = bin_width(stats.k)
+        parts = [(i, b) for i, b in enumerate(self.blocks) if b[1]]
+        whole = LogHistogram(min(b[2] for _, b in parts), max(b[3] for _, b in parts), w)
+        own = {i: LogHistogram(b[2], b[3], w) for i, b in parts if stats.axes and b[1] >= 1000}
+        for i, (block, _, part_min, _) in parts:
+            between = partial(self._between, stats, block)
+            add_part([whole, *([own[i]] if i in own else [])], between, part_min)
+        mode = noise_mode(whole, sum(b[1] for _, b in parts), stats.k, partial(self._values, stats, ()))
+        modes = {i: noise_mode(h, self.blocks[i][1], stats.k, partial(self._values, stats, self.blocks[i][0]))
+                 for i, h in own.items()}
+        return _Candidates(self.lo, self.hi, self.blocks, mode, modes)
 
-        def values() -> np.ndarray:
-            chosen = np.empty(stats.local[block].shape, dtype=np.uint8)
-            stats.band(self.lo, self.hi, block, out=chosen)
-            return np.asarray(stats.local[block][chosen.view(bool)])
+    def _between(self, stats: _Local, block: tuple[slice, ...], bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return stats.band(self.lo, self.hi, block, edges=bounds)[3:]
 
-        return noise_mode(between, xmin, xmax, n, stats.k, values)
-
-    def global_mode(self, stats: _Local) -> float:
-        n = sum(b[1] for b in self.blocks)
-        xmin = min(b[2] for b in self.blocks if b[1])
-        xmax = max(b[3] for b in self.blocks if b[1])
-        return self.mode(stats, (), n, xmin, xmax)
+    def _values(self, stats: _Local, block: tuple[slice, ...]) -> np.ndarray:
+        chosen = np.empty(stats.local[block].shape, dtype=np.uint8)
+        stats.band(self.lo, self.hi, block, out=chosen)
+        return np.asarray(stats.local[block][chosen.view(bool)])
 
 
 def _candidates(stats: _Local) -> _Candidates:
@@ -300,24 +311,8 @@ def _candidates(stats: _Local) -> _Candidates:
         lo, hi = stats.tables.candidates(need_half)
         found = [(b, *stats.band(lo, hi, b)[:3]) for b in blocks]
         if any(f[1] for f in found):
-            return _Candidates(lo, hi, found)
+            return _Candidates(lo, hi, found).with_modes(stats)
     raise NoBackgroundError(f"the image has no voxel with a non-zero neighbourhood: no noise to measure; {_ASK}")
-
-
-def _outer_share(chosen: np.ndarray, axes: Sequence[int]) -> tuple[float, float]:
-    """Densities of chosen voxels in the outer sixth of the image (along ``axes``) and inside it."""
-    inner: list[slice] = [slice(None)] * chosen.ndim
-    for axis in axes:
-        n = chosen.shape[axis]
-        index = np.flatnonzero(~((np.arange(n) < n / 6) | (np.arange(n) >= n - n / 6)))
-        inner[axis] = slice(int(index[0]), int(index[-1]) + 1) if index.size else slice(0, 0)
-    centre = chosen[tuple(inner)]
-    n_in = int(np.count_nonzero(centre))
-    n_all = int(np.count_nonzero(chosen))
-    n_band = chosen.size - centre.size
-    outside = (n_all - n_in) / n_band if n_band else 0.0
-    inside = n_in / centre.size if centre.size else 0.0
-    return outside, inside
 
 
 def _select(stats: _Local, mode: float, coils: int, chosen: np.ndarray) -> int:
@@ -352,7 +347,7 @@ def _classify(stats: _Local, mode: float, given: int | None) -> tuple[np.ndarray
     if misfit is not None:
         raise NoBackgroundError(f"{misfit}; {_ASK}")
     if stats.axes:
-        outside, inside = _outer_share(chosen.view(bool), stats.axes)
+        outside, inside = outer_share(chosen.view(bool), stats.axes)
         # Noise surrounds the object: its voxels are denser in the border than in the centre.
         # Anatomy (or dark structures inside it) taken for noise is spread evenly or central.
         if outside < _BORDER_DENSITY * inside and inside < _SPARSE:
@@ -376,10 +371,10 @@ def _region_sigmas(stats: _Local, full: _Candidates, coils: int) -> tuple[list[t
     """
     out = []
     mask = np.zeros(stats.arr.shape, dtype=np.uint8)
-    for block, n_inside, xmin, xmax in full.blocks:
+    for i, (block, n_inside, _, _) in enumerate(full.blocks):
         if n_inside < 1000:
             continue
-        lo, hi = band(stats.tables, coils, full.mode(stats, block, n_inside, xmin, xmax), _ACCEPT_Z)
+        lo, hi = band(stats.tables, coils, full.modes[i], _ACCEPT_Z)
         n = int(stats.band(np.maximum(lo, full.lo), hi, block, out=mask[block])[0])
         # A mode held by a tenth of the region or less is a dim structure (a ventricle),
         # not the region's background.
@@ -484,7 +479,7 @@ def find_background(
     given = None if coils is None else check_coils(coils)
     stats = _local_statistics(image, mask, f_size, volume_axis, slice_axis, threads(num_threads))
     full = _candidates(stats)
-    mode = full.global_mode(stats)
+    mode = full.mode
     chosen, n_coils, sigma = _classify(stats, mode, given)
     return _stationary(stats, full, chosen, n_coils, given is None, sigma)
 

@@ -151,24 +151,6 @@ private:
     std::vector<std::uint32_t> table_;  // per bucket: the edges below its first value
 };
 
-/// A leaf of numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src, n <= 128):
-/// fewer than 8 values one after the other, else 8 accumulators and the rest after them.
-inline double pairwise_block(const double* a, std::size_t n) {
-    if (n < 8) {
-        double res = 0.0;
-        for (std::size_t i = 0; i < n; ++i) res += a[i];
-        return res;
-    }
-    double r[8];
-    for (std::size_t j = 0; j < 8; ++j) r[j] = a[j];
-    std::size_t i = 8;
-    for (; i < n - (n % 8); i += 8)
-        for (std::size_t j = 0; j < 8; ++j) r[j] += a[i + j];
-    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; ++i) res += a[i];
-    return res;
-}
-
 inline constexpr std::size_t pairwise_leaf = 128;
 
 inline std::size_t pairwise_split(std::size_t n) {
@@ -242,25 +224,56 @@ private:
     std::size_t head_ = 0, end_ = 0;
 };
 
-template <class T>
-NOISELAB_NOINLINE Sums4 leaf_sums(MaskedCursor<T>& cur, std::size_t n, double scale) {
-    double u[pairwise_leaf], u2[pairwise_leaf], u4[pairwise_leaf], sq[pairwise_leaf];
-    const double* v = cur.take(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        // The same IEEE operations as numpy's u = v / scale, u * u, u2 * u2, v * v.
-        u[i] = v[i] / scale;
-        u2[i] = u[i] * u[i];
-        u4[i] = u2[i] * u2[i];
-        sq[i] = v[i] * v[i];
+/// A leaf of numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src, n <= 128):
+/// fewer than 8 values one after the other, else 8 accumulators and the rest after them.
+/// For u = v / scale, u^2, u^4 and v^2 at once, each made as numpy makes its array
+/// (u * u, then u2 * u2; v * v).
+inline Sums4 leaf_block(const double* v, std::size_t n, double scale) {
+    Sums4 s;
+    if (n < 8) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const double u = v[i] / scale, u2 = u * u;
+            s.u += u;
+            s.u2 += u2;
+            s.u4 += u2 * u2;
+            s.sq += v[i] * v[i];
+        }
+        return s;
     }
-    return {pairwise_block(u, n), pairwise_block(u2, n), pairwise_block(u4, n), pairwise_block(sq, n)};
+    double r1[8], r2[8], r4[8], rq[8];
+    for (std::size_t j = 0; j < 8; ++j) {
+        const double u = v[j] / scale;
+        r1[j] = u;
+        r2[j] = u * u;
+        r4[j] = r2[j] * r2[j];
+        rq[j] = v[j] * v[j];
+    }
+    std::size_t i = 8;
+    for (; i < n - (n % 8); i += 8)
+        for (std::size_t j = 0; j < 8; ++j) {
+            const double u = v[i + j] / scale, u2 = u * u;
+            r1[j] += u;
+            r2[j] += u2;
+            r4[j] += u2 * u2;
+            rq[j] += v[i + j] * v[i + j];
+        }
+    auto total = [](const double* r) { return ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])); };
+    s = {total(r1), total(r2), total(r4), total(rq)};
+    for (; i < n; ++i) {
+        const double u = v[i] / scale, u2 = u * u;
+        s.u += u;
+        s.u2 += u2;
+        s.u4 += u2 * u2;
+        s.sq += v[i] * v[i];
+    }
+    return s;
 }
 
 /// numpy's pairwise summation of the next n values of `cur`: runs longer than 128 split in
 /// halves rounded down to a multiple of 8, the left half first.
 template <class T>
 Sums4 pairwise_sums(MaskedCursor<T>& cur, std::size_t n, double scale) {
-    if (n <= pairwise_leaf) return leaf_sums(cur, n, scale);
+    if (n <= pairwise_leaf) return leaf_block(cur.take(n), n, scale);
     const std::size_t n2 = pairwise_split(n);
     const Sums4 left = pairwise_sums(cur, n2, scale);
     return left + pairwise_sums(cur, n - n2, scale);
