@@ -188,3 +188,26 @@ TEST(MaskedMoments, SumsMatchADirectSumAndDoNotDependOnThreads) {
         EXPECT_EQ(t.sum_sq, base.sum_sq) << threads;
     }
 }
+
+TEST(MaskedMoments, OneLongRowSplitsAcrossThreadsWithTheSameSums) {
+    // Summation nodes start inside the row: the cursor must find them without the rows.
+    const ref::Array x = ref::random_array({1, 1, 1, 300000}, 21, 0.0, 9.0);
+    const auto mask = random_mask(x.v.size(), 4, 3);
+    const auto v = nl::make_view<const double>(x.v.data(), {x.v.size()});
+    const auto m = nl::make_view<const std::uint8_t>(mask.data(), {mask.size()});
+    const nl::MaskedMoments base = nl::masked_moments(v, m, 1);
+    long double sq = 0;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < x.v.size(); ++i)
+        if (mask[i]) {
+            ++n;
+            sq += static_cast<long double>(x.v[i]) * x.v[i];
+        }
+    EXPECT_EQ(base.n, n);
+    EXPECT_NEAR(base.sum_sq, static_cast<double>(sq), 1e-12 * static_cast<double>(sq));
+    for (int threads : {2, 3}) {
+        const nl::MaskedMoments t = nl::masked_moments(v, m, threads);
+        EXPECT_EQ(t.sum_u, base.sum_u);
+        EXPECT_EQ(t.sum_sq, base.sum_sq);
+    }
+}

@@ -74,28 +74,36 @@ inline std::array<std::size_t, 3> row_index(const std::array<std::size_t, 4>& sh
     return {r / (shape[1] * shape[2]), (r / shape[2]) % shape[1], r % shape[2]};
 }
 
-/// The rows (all axes but the last) of a padded 4-D shape, visited in fixed blocks in
-/// parallel: f(thread, row index, row number).
+/// f(thread, i) for i in [0, n), in parallel, i taken in runs of `run`.
 template <class F>
-void for_rows(const std::array<std::size_t, 4>& shape, int threads, F&& f) {
-    const std::size_t rows = shape[0] * shape[1] * shape[2];
-    constexpr std::size_t per_block = 16;
-    const std::size_t nb = (rows + per_block - 1) / per_block;
-    const int nt = row_threads(threads, nb);
-    const auto nbs = static_cast<std::ptrdiff_t>(nb);
+void for_each(std::size_t n, std::size_t run, int threads, F&& f) {
+    const int nt = row_threads(threads, (n + run - 1) / run);
+    const auto ns = static_cast<std::ptrdiff_t>(n);
+    const auto rs = static_cast<std::ptrdiff_t>(run);
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, rs)
 #endif
-    for (std::ptrdiff_t b = 0; b < nbs; ++b) {
+    for (std::ptrdiff_t i = 0; i < ns; ++i) {
 #ifdef _OPENMP
         const auto t = static_cast<std::size_t>(omp_get_thread_num());
 #else
         const std::size_t t = 0;
 #endif
-        const std::size_t r0 = static_cast<std::size_t>(b) * per_block, r1 = std::min(rows, r0 + per_block);
-        for (std::size_t r = r0; r < r1; ++r) f(t, row_index(shape, r), r);
+        f(t, static_cast<std::size_t>(i));
     }
-    (void)nt;
+    (void)nt, (void)rs;
+}
+
+/// The rows (all axes but the last) of a padded 4-D shape, in parallel: f(thread, row index).
+template <class F>
+void for_rows(const std::array<std::size_t, 4>& shape, int threads, F&& f) {
+    for_each(shape[0] * shape[1] * shape[2], 1024, threads,
+             [&](std::size_t t, std::size_t r) { f(t, row_index(shape, r)); });
+}
+
+/// Threads that for_each over n items in runs of `run` uses: one scratch per thread.
+inline std::size_t scratch_count(int threads, std::size_t n, std::size_t run) {
+    return static_cast<std::size_t>(row_threads(threads, (n + run - 1) / run));
 }
 
 /// The interval of a value among sorted edges (how many edges are <= v), through a table
@@ -165,16 +173,25 @@ struct Sums4 {
 inline Sums4 operator+(const Sums4& a, const Sums4& b) { return {a.u + b.u, a.u2 + b.u2, a.u4 + b.u4, a.sq + b.sq}; }
 
 /// The in-mask values of a view in C order, from any position, handed out in runs through
-/// a buffer that whole rows are packed into (branch-free: every value is written, the next
-/// one overwrites it unless the mask keeps it).
+/// a buffer that stretches of rows are packed into (branch-free: every value is written,
+/// the next one overwrites it unless the mask keeps it).
+/// Voxels packed at a time, and the stretch of a row whose in-mask voxels are counted
+/// together (where a summation node can start looking).
+inline constexpr std::size_t chunk = 4096;
+
 template <class T>
 class MaskedCursor {
 public:
-    MaskedCursor(const Padded<const T>& in, const Padded<const std::uint8_t>& mask, std::size_t row,
+    MaskedCursor(const Padded<const T>& in, const Padded<const std::uint8_t>& mask, std::size_t row, std::size_t x,
                  std::size_t skip)
-        : in_(in), mask_(mask), row_(row), buf_(chunk + in.shape[3]) {
-        fill(skip);
-        head_ = skip;
+        : in_(in), mask_(mask), row_(row), x_(x), buf_(chunk + pairwise_leaf) {
+        while (skip > 0 && pack()) {
+            const std::size_t drop = std::min(skip, end_);
+            std::copy(buf_.begin() + static_cast<std::ptrdiff_t>(drop), buf_.begin() + static_cast<std::ptrdiff_t>(end_),
+                      buf_.begin());
+            end_ -= drop;
+            skip -= drop;
+        }
     }
 
     /// The next n <= pairwise_leaf values, contiguous.
@@ -184,42 +201,43 @@ public:
                       buf_.begin());
             end_ -= head_;
             head_ = 0;
-            fill(n);
+            while (end_ < n && pack()) {
+            }
         }
         head_ += n;
         return buf_.data() + head_ - n;
     }
 
 private:
-    static constexpr std::size_t chunk = 4096;
-
-    // Packs rows after end_ until at least `need` values are there (or the rows run out);
-    // `need` beyond the buffer only skips: rows are packed and dropped until it is reached.
-    void fill(std::size_t& need_or_skip) {
+    // Packs up to `chunk` more voxels of the current row (or the next one) after end_;
+    // false when the rows have run out.
+    bool pack() {
         const std::size_t nx = in_.shape[3], rows = in_.shape[0] * in_.shape[1] * in_.shape[2];
-        while (end_ < need_or_skip && row_ < rows) {
-            const auto i = row_index(in_.shape, row_++);
-            const T* p = in_.row(i);
-            const std::uint8_t* m = mask_.row(i);
-            const std::ptrdiff_t px = in_.xstride(), mx = mask_.xstride();
-            double* out = buf_.data() + end_;
-            std::size_t k = 0;
-            for (std::size_t x = 0; x < nx; ++x) {
-                const auto xi = static_cast<std::ptrdiff_t>(x);
-                out[k] = static_cast<double>(p[xi * px]);
-                k += m[xi * mx] != 0;
-            }
-            end_ += k;
-            if (end_ > chunk && need_or_skip > end_) {  // skipping: drop what is packed
-                need_or_skip -= end_;
-                end_ = 0;
-            }
+        if (x_ == nx) {
+            ++row_;
+            x_ = 0;
         }
+        if (row_ >= rows) return false;
+        const auto i = row_index(in_.shape, row_);
+        const T* p = in_.row(i);
+        const std::uint8_t* m = mask_.row(i);
+        const std::ptrdiff_t px = in_.xstride(), mx = mask_.xstride();
+        const std::size_t len = std::min(chunk, nx - x_);
+        double* out = buf_.data() + end_;
+        std::size_t k = 0;
+        for (std::size_t x = x_; x < x_ + len; ++x) {
+            const auto xi = static_cast<std::ptrdiff_t>(x);
+            out[k] = static_cast<double>(p[xi * px]);
+            k += m[xi * mx] != 0;
+        }
+        x_ += len;
+        end_ += k;
+        return true;
     }
 
     const Padded<const T>& in_;
     const Padded<const std::uint8_t>& mask_;
-    std::size_t row_;
+    std::size_t row_, x_ = 0;
     std::vector<double> buf_;
     std::size_t head_ = 0, end_ = 0;
 };
@@ -392,14 +410,14 @@ inline BandStats band_select(ArrayView<const double> values, ArrayView<const std
     const bool hist = !opt.edges.empty();
     const bool unit = v.xstride() == 1 && ix.xstride() == 1 && mk.xstride() == 1;
     const std::size_t rows = v.shape[0] * v.shape[1] * v.shape[2];
-    std::vector<detail::BandPart> parts(static_cast<std::size_t>(detail::row_threads(opt.threads, (rows + 15) / 16)));
+    std::vector<detail::BandPart> parts(detail::scratch_count(opt.threads, rows, 1024));
     for (auto& p : parts) {
         p.counts.assign(hist ? detail::ways * (opt.edges.size() + 1) : 0, 0);
         p.collected.reserve(hist ? std::min<std::size_t>(opt.collect + 1, 1024) : 0);
     }
     const std::size_t nx = v.shape[3];
     std::vector<std::vector<std::uint8_t>> scratch(parts.size(), std::vector<std::uint8_t>(nx));
-    detail::for_rows(v.shape, opt.threads, [&](std::size_t t, const std::array<std::size_t, 3>& i, std::size_t) {
+    detail::for_rows(v.shape, opt.threads, [&](std::size_t t, const std::array<std::size_t, 3>& i) {
         std::uint8_t* po = write ? out.row(i) : scratch[t].data();
         const std::ptrdiff_t so = write ? out.xstride() : 1;
         if (unit && so == 1)
@@ -453,16 +471,18 @@ MaskedMoments masked_moments(ArrayView<const T> values, ArrayView<const std::uin
     const detail::Padded<const std::uint8_t> mk(mask);
     const std::size_t nx = in.shape[3];
     const std::size_t rows = in.shape[0] * in.shape[1] * in.shape[2];
-
-    // First pass: each row's count (where the summation tree's nodes start), the maximum
-    // (the scale of u) and whether the values are whole.
-    std::vector<std::size_t> row_count(rows, 0);
+    // First pass: the count of each stretch of `chunk` voxels of a row (where the summation
+    // tree's nodes start), the maximum (the scale of u) and whether the values are whole.
+    const std::size_t per_row = (nx + detail::chunk - 1) / detail::chunk, stretches = rows * per_row;
+    std::vector<std::size_t> count(stretches, 0);
     struct Part {
         double max = -std::numeric_limits<double>::infinity();
         bool integers = true;
     };
-    std::vector<Part> parts(static_cast<std::size_t>(detail::row_threads(threads, (rows + 15) / 16)));
-    detail::for_rows(in.shape, threads, [&](std::size_t t, const std::array<std::size_t, 3>& i, std::size_t r) {
+    std::vector<Part> parts(detail::scratch_count(threads, stretches, 256));
+    detail::for_each(stretches, 256, threads, [&](std::size_t t, std::size_t k) {
+        const auto i = detail::row_index(in.shape, k / per_row);
+        const std::size_t x0 = (k % per_row) * detail::chunk, x1 = std::min(nx, x0 + detail::chunk);
         const T* p = in.row(i);
         const std::uint8_t* m = mk.row(i);
         const std::ptrdiff_t px = in.xstride(), mx = mk.xstride();
@@ -470,7 +490,7 @@ MaskedMoments masked_moments(ArrayView<const T> values, ArrayView<const std::uin
         double hi = parts[t].max;
         bool whole = parts[t].integers;
         NOISELAB_SIMD_RANGE
-        for (std::size_t x = 0; x < nx; ++x) {
+        for (std::size_t x = x0; x < x1; ++x) {
             const auto xi = static_cast<std::ptrdiff_t>(x);
             const bool inside = m[xi * mx] != 0;
             const double a = static_cast<double>(p[xi * px]);
@@ -478,7 +498,7 @@ MaskedMoments masked_moments(ArrayView<const T> values, ArrayView<const std::uin
             hi = std::max(hi, inside ? a : -std::numeric_limits<double>::infinity());
             whole = whole && (!inside || a == std::floor(a));
         }
-        row_count[r] = n;
+        count[k] = n;
         parts[t].max = hi;
         parts[t].integers = whole;
     });
@@ -487,9 +507,9 @@ MaskedMoments masked_moments(ArrayView<const T> values, ArrayView<const std::uin
         s.max = std::max(s.max, p.max);
         s.integers = s.integers && p.integers;
     }
-    std::vector<std::size_t> start(rows + 1, 0);  // in-mask voxels before each row
-    for (std::size_t r = 0; r < rows; ++r) start[r + 1] = start[r] + row_count[r];
-    s.n = start[rows];
+    std::vector<std::size_t> start(stretches + 1, 0);  // in-mask voxels before each stretch
+    for (std::size_t k = 0; k < stretches; ++k) start[k + 1] = start[k] + count[k];
+    s.n = start[stretches];
     if (s.n == 0) return s;
 
     // Second pass: the summation tree, cut into nodes of at most `size` values (a function
@@ -506,10 +526,10 @@ MaskedMoments masked_moments(ArrayView<const T> values, ArrayView<const std::uin
 #endif
     for (std::ptrdiff_t k = 0; k < ntasks; ++k) {
         const auto& task = tasks[static_cast<std::size_t>(k)];
-        // The row holding in-mask voxel task[0]: the last row that starts at or before it.
+        // The stretch holding in-mask voxel task[0]: the last that starts at or before it.
         const auto it = std::upper_bound(start.begin(), start.end(), task[0]) - 1;
-        const auto row = static_cast<std::size_t>(it - start.begin());
-        detail::MaskedCursor<T> cur(in, mk, row, task[0] - *it);
+        const auto k0 = static_cast<std::size_t>(it - start.begin());
+        detail::MaskedCursor<T> cur(in, mk, k0 / per_row, (k0 % per_row) * detail::chunk, task[0] - *it);
         done[static_cast<std::size_t>(k)] = detail::pairwise_sums(cur, task[1], scale);
     }
     (void)nt;
