@@ -83,6 +83,48 @@ py::tuple box_moments_t(const py::array& x, const nl::Window& w, bool fourth,
 }
 
 template <class T>
+py::tuple box_count_t(const py::array& x, const nl::Window& w, const py::array_t<std::uint8_t>& mask, int threads) {
+    auto in = view_of<const T>(x, "image");
+    std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+    py::array_t<double> m2(shape);
+    py::array_t<std::uint32_t> count(shape);
+    nl::BoxOptions opt;
+    opt.mask = view_of<const std::uint8_t>(mask, "mask");
+    opt.count = view_of<std::uint32_t>(count, "count");
+    opt.threads = threads;
+    auto v2 = view_of<double>(m2, "m2");
+    nl::BoxReport rep;
+    {
+        py::gil_scoped_release nogil;
+        rep = nl::box_moments(in, w, v2, {}, opt);
+    }
+    return py::make_tuple(m2, count, rep.nonfinite, rep.negative);
+}
+
+using Table = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+std::vector<double> to_vector(const Table& t) { return std::vector<double>(t.data(), t.data() + t.size()); }
+
+// A uint8 array the kernel writes into: never a converted copy, whose writes would be lost.
+nl::ArrayView<std::uint8_t> out_view(const py::array& a) {
+    if (!is<std::uint8_t>(a)) throw py::type_error("out must be a uint8 array");
+    if (!a.writeable()) throw py::value_error("out is read-only");
+    return view_of<std::uint8_t>(a, "out");
+}
+
+template <class T>
+py::tuple masked_moments_t(const py::array& x, const py::array_t<std::uint8_t>& mask, int threads) {
+    auto in = view_of<const T>(x, "values");
+    auto mv = view_of<const std::uint8_t>(mask, "mask");
+    nl::MaskedMoments s;
+    {
+        py::gil_scoped_release nogil;
+        s = nl::masked_moments(in, mv, threads);
+    }
+    return py::make_tuple(s.n, s.max, s.sum_u, s.sum_u2, s.sum_u4, s.sum_sq, s.integers);
+}
+
+template <class T>
 std::pair<py::array, nl::CorrectionReport> correct_t(const py::array& x, double sigma, const nl::Window& w,
                                                      const nl::CorrectionOptions& opt) {
     auto in = view_of<const T>(x, "image");
@@ -179,6 +221,53 @@ PYBIND11_MODULE(NOISELAB_MODULE, m) {
         },
         py::arg("x"), py::arg("window"), py::arg("fourth") = false, py::arg("mask") = py::none(),
         py::arg("threads") = 0);
+
+    // The masked means with the count each divides by (uint32), and the NaN/inf and negative
+    // voxels inside the mask, all from one sweep.
+    m.def(
+        "box_count",
+        [](const py::array& x, const std::vector<std::size_t>& window, const py::array_t<std::uint8_t>& mask,
+           int threads) {
+            const auto w = to_window(window, x.ndim());
+            if (is<float>(x)) return box_count_t<float>(x, w, mask, threads);
+            if (is<double>(x)) return box_count_t<double>(x, w, mask, threads);
+            bad_dtype(x);
+        },
+        py::arg("x"), py::arg("window"), py::arg("mask"), py::arg("threads") = 0);
+
+    m.def(
+        "band_select",
+        [](const py::array_t<double>& values, const py::array_t<std::uint32_t>& index,
+           const py::array_t<std::uint8_t>& mask, const Table& lo, const Table& hi, const Table& edges,
+           const std::optional<py::array>& out, std::size_t collect, int threads) {
+            nl::BandOptions opt;
+            if (out) opt.out = out_view(*out);
+            opt.edges = to_vector(edges);
+            opt.collect = collect;
+            opt.threads = threads;
+            const auto v = view_of<const double>(values, "values");
+            const auto ix = view_of<const std::uint32_t>(index, "index");
+            const auto mv = view_of<const std::uint8_t>(mask, "mask");
+            const auto l = to_vector(lo), h = to_vector(hi);
+            nl::BandStats s;
+            {
+                py::gil_scoped_release nogil;
+                s = nl::band_select(v, ix, mv, l, h, opt);
+            }
+            return py::make_tuple(s.n, s.min, s.max, py::array_t<std::size_t>(s.counts.size(), s.counts.data()),
+                                  py::array_t<double>(s.collected.size(), s.collected.data()));
+        },
+        py::arg("values"), py::arg("index"), py::arg("mask"), py::arg("lo"), py::arg("hi"),
+        py::arg("edges") = Table(0), py::arg("out") = py::none(), py::arg("collect") = 0, py::arg("threads") = 0);
+
+    m.def(
+        "masked_moments",
+        [](const py::array& x, const py::array_t<std::uint8_t>& mask, int threads) {
+            if (is<float>(x)) return masked_moments_t<float>(x, mask, threads);
+            if (is<double>(x)) return masked_moments_t<double>(x, mask, threads);
+            bad_dtype(x);
+        },
+        py::arg("values"), py::arg("mask"), py::arg("threads") = 0);
 
     // module_local: _core and _core_v3 register the same C++ types and may both be loaded. The
     // public report is mri_noiselab.CorrectionReport, one Python class whatever build is loaded;

@@ -74,6 +74,33 @@ def chi_mean_std_ratio(coils: int) -> float: ...
 def box_moments(
     x: _Image, window: Sequence[int], fourth: bool = False, mask: _Mask | None = None, threads: int = 0
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
+def box_count(
+    x: _Image, window: Sequence[int], mask: _Mask, threads: int = 0
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint32], int, int]:
+    """Masked box mean of M^2, each window's in-mask count, and the NaN/inf and negative voxels in the mask."""
+    ...
+
+def band_select(
+    values: npt.NDArray[np.float64],
+    index: npt.NDArray[np.uint32],
+    mask: _Mask,
+    lo: npt.ArrayLike,
+    hi: npt.ArrayLike,
+    edges: npt.ArrayLike = ...,
+    out: _Mask | None = None,
+    collect: int = 0,
+    threads: int = 0,
+) -> tuple[int, float, float, npt.NDArray[np.uintp], npt.NDArray[np.float64]]:
+    """(n, min, max, histogram over edges, up to ``collect`` values in the odd intervals) of the in-mask
+    voxels with lo[index] <= values <= hi[index]; 1 there in out."""
+    ...
+
+def masked_moments(
+    values: _Image, mask: _Mask, threads: int = 0
+) -> tuple[int, float, float, float, float, float, bool]:
+    """(n, max, sums of u, u^2, u^4 (u = value / max) and of value^2 in numpy's pairwise order, all whole) over the mask."""
+    ...
+
 def correct(
     x: _Image,
     sigma: float,

@@ -1,16 +1,18 @@
 """Automatic background selection and smooth sigma maps.
 
-The local statistics are box means computed by the C++ core (``_core.box_moments``);
-this module only does per-voxel comparisons, a histogram and small closed forms
-(:mod:`mri_noiselab.chi`).
+The per-voxel work runs in the C++ core: box means of M^2 with each window's count of
+usable voxels (``_core.box_count``), the band tests and histograms on them
+(``_core.band_select``, with thresholds from :mod:`mri_noiselab._bands`) and the moments
+of the voxels chosen (``_core.masked_moments``). This module decides, with small closed
+forms (:mod:`mri_noiselab.chi`).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +28,11 @@ from mri_noiselab._args import (
     threads,
     window,
 )
+from mri_noiselab._bands import (
+    COLLECT, CountTables, LogHistogram, add_part, band, bin_width, noise_mode, outer_share, thirds,
+)
 from mri_noiselab._kernels import _core
-from mri_noiselab.chi import expected_ratio, is_rounded, mle_sigma, mle_variance
+from mri_noiselab.chi import ROUNDED_BELOW, expected_ratio, mle_sigma, mle_variance
 from mri_noiselab.errors import NoBackgroundError
 
 # Local windows whose statistic lies beyond this many standard deviations of the
@@ -95,16 +100,24 @@ def _image_and_valid(image: npt.ArrayLike, mask: npt.ArrayLike | None, n_threads
     arr = check_image(as_kernel_array(image, "image"))
     user = None if mask is None else check_mask(mask, arr.shape)
     stats = _core.sample_stats(arr, None if user is None else user.view(np.uint8), True, n_threads)
-    if stats.nonfinite:
+    _check_values(stats.nonfinite, stats.negative)
+    return arr, _usable(arr, user)
+
+
+def _check_values(nonfinite: int, negative: int) -> None:
+    if nonfinite:
         raise ValueError("image contains NaN or infinite values: mask them out (mask=...)")
-    if stats.negative:
+    if negative:
         raise ValueError("Found negative values in the image: magnitude data cannot be negative")
-    valid = arr != 0
+
+
+def _usable(arr: np.ndarray, user: np.ndarray | None) -> np.ndarray:
+    valid: np.ndarray = np.not_equal(arr, 0)
     if user is not None:
         valid &= user
     if not valid.any():
         raise ValueError("image has no non-zero voxels (inside the mask): there is no noise to measure")
-    return arr, valid
+    return valid
 
 
 def _box_mean(x: np.ndarray, sizes: tuple[int, ...], mask: np.ndarray | None, n_threads: int) -> np.ndarray:
@@ -113,63 +126,27 @@ def _box_mean(x: np.ndarray, sizes: tuple[int, ...], mask: np.ndarray | None, n_
     return m2
 
 
-def _gamma_bounds(k: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds on mean / E for a Gamma(k, 1/k) variable at +-z sds (Wilson-Hilferty).
+@dataclass(frozen=True)
+class _Sample:
+    """What the noise tests need of a sample: its size, mean/std, E[M^4]/E[M^2]^2, E[M^2], and
+    whether it holds whole numbers only."""
 
-    The local mean of M^2 over n pure-noise voxels, divided by 2 N sigma^2, is
-    Gamma(N n, 1/(N n)): chi^2 with 2 N n degrees of freedom over 2 N n.
-    """
-    c = 1.0 / (9.0 * k)
-    lo = np.clip(1.0 - c - z * np.sqrt(c), 0.0, None) ** 3
-    hi = (1.0 - c + z * np.sqrt(c)) ** 3
-    return lo, hi
+    n: int
+    ratio: float
+    kurtosis: float
+    mean_sq: float
+    integers: bool
 
-
-def _noise_mode(local: np.ndarray, k: float) -> float:
-    """The lowest well-populated mode of the local <M^2> values (the background's).
-
-    In log space the spread of pure-noise local means is about 1/sqrt(k) whatever
-    sigma is, and the mode of log Gamma(k, theta) is exactly log(k theta), the mean.
-    Signal only adds to <M^2>, so the background is the lowest mode holding at least
-    2% of the voxels; anatomy may be larger and is then ignored.
-    """
-    y = np.log(local)
-    sd = 1.0 / math.sqrt(k)
-    width = sd / 3.0
-    lo, hi = float(y.min()), float(y.max())
-    nbins = int((hi - lo) / width) + 1
-    if nbins < 8:  # (nearly) one value: no spread to find a mode in, and the smoothing needs bins
-        return float(math.exp(0.5 * (lo + hi)))
-    counts, edges = np.histogram(y, bins=nbins, range=(lo, lo + nbins * width))
-    kernel = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
-    smooth = np.convolve(counts, kernel / kernel.sum(), mode="same")
-    left = np.concatenate([[-1.0], smooth[:-1]])
-    right = np.concatenate([smooth[1:], [-1.0]])
-    peaks = np.flatnonzero((smooth >= left) & (smooth > right) & (smooth > 0))
-    reach = 6  # +-2 sd of the noise peak
-    csum = np.concatenate([[0], np.cumsum(counts)])
-    need = max(0.02 * y.size, 20)
-    chosen: int | None = None
-    for i in peaks:
-        mass = csum[min(i + reach + 1, nbins)] - csum[max(i - reach, 0)]
-        if mass >= need:
-            chosen = int(i)
-            break
-    if chosen is None:
-        chosen = int(np.argmax(smooth))
-    return float(math.exp(0.5 * (edges[chosen] + edges[chosen + 1])))
-
-
-def _moments(v: np.ndarray) -> tuple[float, float, float]:
-    """(mean/std, E[M^4]/E[M^2]^2, E[M^2]) of the sample, scaled first so that M^4 cannot overflow."""
-    scale = float(v.max())
-    u = v / scale
-    u2 = u * u
-    m2 = float(np.mean(u2))
-    mean = float(np.mean(u))
-    std = math.sqrt(max(m2 - mean * mean, 0.0))
-    ratio = mean / std if std > 0 else math.inf
-    return ratio, float(np.mean(u2 * u2)) / (m2 * m2), m2 * scale * scale
+    @classmethod
+    def of(cls, values: np.ndarray, mask: np.ndarray, n_threads: int) -> _Sample:
+        """The in-mask values, by the kernel: sums in numpy's order, so the same bits as numpy's means."""
+        n, scale, s1, s2, s4, _, integers = _core.masked_moments(values, mask.view(np.uint8), n_threads)
+        # Scaled by the maximum first so that M^4 cannot overflow.
+        m2 = s2 / n
+        mean = s1 / n
+        std = math.sqrt(max(m2 - mean * mean, 0.0))
+        ratio = mean / std if std > 0 else math.inf
+        return cls(n, ratio, (s4 / n) / (m2 * m2), m2 * scale * scale, integers)
 
 
 def _fit_coils(kurtosis: float) -> int:
@@ -184,7 +161,7 @@ def _fit_coils(kurtosis: float) -> int:
     return max(1, round(n))
 
 
-def _noise_misfit(values: np.ndarray, coils: int | None) -> tuple[int, float, str | None]:
+def _noise_misfit(sample: _Sample, coils: int | None) -> tuple[int, float, str | None]:
     """Is this sample central chi noise? Returns (N, MLE sigma, None) or (N, sigma, why not).
 
     The kurtosis E[M^4]/E[M^2]^2 = (N+1)/N fits N (unless given); the mean/std must
@@ -192,10 +169,10 @@ def _noise_misfit(values: np.ndarray, coils: int | None) -> tuple[int, float, st
     of rounded values for integer data: rounding changes both while sigma is small).
     Dim tissue mimics the kurtosis of noise with few coils but not its mean/std.
     """
-    ratio, kurtosis, mean_sq = _moments(values)
+    ratio, kurtosis = sample.ratio, sample.kurtosis
     fitted = _fit_coils(kurtosis)
     n_coils = coils or max(fitted, 1)
-    sigma = mle_sigma(mean_sq, n_coils)
+    sigma = mle_sigma(sample.mean_sq, n_coils)
     if fitted == 0:
         what = "a heavier tail than noise" if kurtosis > 1.0 + 1.0 / 0.7 else "flatter than noise: signal"
         return n_coils, sigma, (
@@ -208,7 +185,7 @@ def _noise_misfit(values: np.ndarray, coils: int | None) -> tuple[int, float, st
             f"{fitted}): give the right coil count (or none, to fit it)"
         )
     # Rounding to integers changes the noise's shape only while sigma is a few units.
-    expected, se = expected_ratio(sigma, n_coils, values.size, is_rounded(values, sigma))
+    expected, se = expected_ratio(sigma, n_coils, sample.n, sigma < ROUNDED_BELOW and sample.integers)
     if abs(ratio - expected) > 0.1 * expected + 5 * se:
         return n_coils, sigma, (
             f"the darkest region's mean/std is {ratio:.2f} where noise with {n_coils} coil(s) gives "
@@ -241,83 +218,10 @@ def fit_coils(values: npt.ArrayLike) -> int:
     v = v[v != 0]
     if v.size < 2 or not np.all(np.isfinite(v)) or float(v.max()) <= 0:
         raise NoBackgroundError("too few non-zero background values to fit a coil count; give --coils")
-    coils, _, misfit = _noise_misfit(v, None)
+    coils, _, misfit = _noise_misfit(_Sample.of(v, np.ones(v.shape, dtype=np.uint8), threads(None)), None)
     if misfit is not None:
         raise NoBackgroundError(f"{misfit}; give --coils, or {_ASK}")
     return coils
-
-
-def _bounds(count: np.ndarray, coils: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each window's PIESNO bounds, looked up: its count of usable voxels is a whole number."""
-    n = np.rint(count).astype(np.intp)
-    table = coils * np.maximum(np.arange(int(n.max(initial=0)) + 1, dtype=np.float64), 1.0)
-    lo, hi = _gamma_bounds(table, _ACCEPT_Z)
-    return lo[n], hi[n]
-
-
-def _select(local: np.ndarray, count: np.ndarray, valid: np.ndarray, mode: float, coils: int) -> np.ndarray:
-    """PIESNO-style test: the window's <M^2> within 3.5 sds of its pure-noise Gamma law."""
-    lo, hi = _bounds(count, coils)
-    rel = local / mode
-    return valid & (rel >= lo) & (rel <= hi)
-
-
-def _outer_share(chosen: np.ndarray, axes: Sequence[int]) -> tuple[float, float]:
-    """Densities of chosen voxels in the outer sixth of the image (along ``axes``) and inside it."""
-    band = np.zeros(chosen.shape, dtype=bool)
-    for axis in axes:
-        n = chosen.shape[axis]
-        index = np.arange(n)
-        edge = (index < n / 6) | (index >= n - n / 6)
-        shape = [1] * chosen.ndim
-        shape[axis] = n
-        band |= edge.reshape(shape)
-    inner = ~band
-    outside = float(chosen[band].mean()) if band.any() else 0.0
-    inside = float(chosen[inner].mean()) if inner.any() else 0.0
-    return outside, inside
-
-
-def _region_sigmas(
-    arr: np.ndarray, local: np.ndarray, count: np.ndarray, full: np.ndarray, axes: Sequence[int], coils: int, k: float
-) -> tuple[list[tuple[float, int]], np.ndarray]:
-    """(MLE sigma, n) of the noise found in each third of the image along ``axes``, each on its own,
-    and the mask of the voxels they used.
-
-    Each region gets its own lowest mode and PIESNO test, so a noise level that
-    drifts across the field of view shows up even where the global test, tied to
-    one level, rejected the noisier part as "signal". A region whose darkest voxels
-    do not fit noise with ``coils`` coils (all anatomy) or hold fewer than 500
-    voxels or a tenth of the region says nothing and is left out.
-    """
-    out = []
-    mask = np.zeros(full.shape, dtype=bool)
-    # The regions are blocks of the array: views, so the whole search is one pass over it.
-    for cell in itertools.product(range(3), repeat=len(axes)):
-        index: list[slice] = [slice(None)] * arr.ndim
-        for axis, third in zip(axes, cell):
-            n = arr.shape[axis]
-            index[axis] = slice(third * n // 3, (third + 1) * n // 3)
-        block = tuple(index)
-        inside = full[block]
-        if np.count_nonzero(inside) < 1000:
-            continue
-        loc = local[block][inside]
-        lo, hi = _bounds(count[block][inside], coils)
-        rel = loc / _noise_mode(loc, k)
-        keep = (rel >= lo) & (rel <= hi)
-        v = arr[block][inside][keep].astype(np.float64)
-        # A mode held by a tenth of the region or less is a dim structure (a ventricle),
-        # not the region's background.
-        if v.size < max(500, 0.1 * loc.size):
-            continue
-        _, sigma, misfit = _noise_misfit(v, coils)
-        if misfit is None:
-            out.append((sigma, int(v.size)))
-            chosen = np.zeros(inside.shape, dtype=bool)
-            chosen[inside] = keep
-            mask[block] |= chosen
-    return out, mask
 
 
 @dataclass(frozen=True)
@@ -325,63 +229,125 @@ class _Local:
     """The local statistics of an image: box means of M^2 over its usable voxels and their counts."""
 
     arr: np.ndarray
-    valid: np.ndarray
+    valid: np.ndarray  # uint8: the usable voxels
     local: np.ndarray
-    count: np.ndarray
+    count: np.ndarray  # uint32: the usable voxels of each window
+    tables: CountTables
     k: float  # voxels per window
     axes: list[int]  # the spatial axes of 16 voxels or more, at most 3: where regions are compared
+    n_threads: int
+
+    def band(self, lo: np.ndarray, hi: np.ndarray, block: tuple[slice, ...] = (), edges: np.ndarray | None = None,
+             out: np.ndarray | None = None) -> tuple[int, float, float, np.ndarray, np.ndarray]:
+        """(n, min, max, histogram over edges, values in its odd intervals) of local at the usable
+        voxels of ``block`` with lo[n] <= local <= hi[n], n their window's count; 1 there in ``out``."""
+        return _core.band_select(
+            self.local[block], self.count[block], self.valid[block], lo, hi,
+            np.empty(0) if edges is None else edges, out, COLLECT, self.n_threads,
+        )
+
+    def sample(self, mask: np.ndarray, block: tuple[slice, ...] = ()) -> _Sample:
+        return _Sample.of(self.arr[block], mask[block], self.n_threads)
 
 
 def _local_statistics(
     image: npt.ArrayLike, mask: npt.ArrayLike | None, f_size: FSize, volume_axis: int | None,
     slice_axis: int | None, n_threads: int,
 ) -> _Local:
-    arr, valid = _image_and_valid(image, mask, n_threads)
+    arr = check_image(as_kernel_array(image, "image"))
+    valid = _usable(arr, None if mask is None else check_mask(mask, arr.shape)).view(np.uint8)
     volumes = default_volume_axis(arr.ndim, volume_axis)
     sizes = window(f_size, arr.shape, volume_axis=volumes, slice_axis=slice_axis)
-    k = float(np.prod(sizes))
-    local = _box_mean(arr, sizes, valid, n_threads)
-    count = _box_mean(valid.astype(np.float32), sizes, None, n_threads) * k
+    # One sweep: the masked means, each window's count (which they divide by), and the checks.
+    local, count, nonfinite, negative = _core.box_count(arr, list(sizes), valid, n_threads)
+    _check_values(nonfinite, negative)
+    volume = math.prod(s for s, n in zip(sizes, arr.shape) if n > 1)
+    n_max = volume if volume <= 1 << 20 else int(count.max())
     axes = [d for d in range(arr.ndim) if d != volumes and arr.shape[d] >= 16][:3]
-    return _Local(arr, valid, local, count, k, axes)
+    tables = CountTables.of(arr.shape, sizes, n_max)
+    return _Local(arr, valid, local, count, tables, float(np.prod(sizes)), axes, n_threads)
 
 
-def _candidates(stats: _Local) -> np.ndarray:
-    """Voxels whose window is well filled: the ones the noise mode and the regions are judged on."""
+@dataclass(frozen=True)
+class _Candidates:
+    """The voxels whose window is well filled, the ones the noise mode and the regions are judged
+    on, as band tables; their number and range in each region (the whole image without regions);
+    the noise mode of all of them and of each region of 1000 or more."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    blocks: list[tuple[tuple[slice, ...], int, float, float]]
+    mode: float = 0.0
+    modes: dict[int, float] = field(default_factory=dict)
+
+    def with_modes(self, stats: _Local) -> _Candidates:
+        """The modes, from one histogram pass over each region (the image's and its own at once)."""
+        w = bin_width(stats.k)
+        parts = [(i, b) for i, b in enumerate(self.blocks) if b[1]]
+        whole = LogHistogram(min(b[2] for _, b in parts), max(b[3] for _, b in parts), w)
+        own = {i: LogHistogram(b[2], b[3], w) for i, b in parts if stats.axes and b[1] >= 1000}
+        for i, (block, _, part_min, _) in parts:
+            between = partial(self._between, stats, block)
+            add_part([whole, *([own[i]] if i in own else [])], between, part_min)
+        mode = noise_mode(whole, sum(b[1] for _, b in parts), stats.k, partial(self._values, stats, ()))
+        modes = {i: noise_mode(h, self.blocks[i][1], stats.k, partial(self._values, stats, self.blocks[i][0]))
+                 for i, h in own.items()}
+        return _Candidates(self.lo, self.hi, self.blocks, mode, modes)
+
+    def _between(self, stats: _Local, block: tuple[slice, ...], bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return stats.band(self.lo, self.hi, block, edges=bounds)[3:]
+
+    def _values(self, stats: _Local, block: tuple[slice, ...]) -> np.ndarray:
+        chosen = np.empty(stats.local[block].shape, dtype=np.uint8)
+        stats.band(self.lo, self.hi, block, out=chosen)
+        return np.asarray(stats.local[block][chosen.view(bool)])
+
+
+def _candidates(stats: _Local) -> _Candidates:
+    blocks = thirds(stats.arr.shape, stats.axes) if stats.axes else [()]
     # Windows with fewer than half their voxels non-zero are too noisy to judge (and sit
     # on the edge of zero padding); they can still be background through the test.
-    full = stats.valid & (stats.count >= 0.5 * stats.k) & (stats.local > 0)
-    if not full.any():
-        full = stats.valid & (stats.local > 0)
-    if not full.any():
-        raise NoBackgroundError(f"the image has no voxel with a non-zero neighbourhood: no noise to measure; {_ASK}")
-    return full
+    for need_half in (True, False):
+        lo, hi = stats.tables.candidates(need_half)
+        found = [(b, *stats.band(lo, hi, b)[:3]) for b in blocks]
+        if any(f[1] for f in found):
+            return _Candidates(lo, hi, found).with_modes(stats)
+    raise NoBackgroundError(f"the image has no voxel with a non-zero neighbourhood: no noise to measure; {_ASK}")
+
+
+def _select(stats: _Local, mode: float, coils: int, chosen: np.ndarray) -> int:
+    """PIESNO-style test: the window's <M^2> within 3.5 sds of its pure-noise Gamma law; 1 in ``chosen``."""
+    lo, hi = band(stats.tables, coils, mode, _ACCEPT_Z)
+    return int(stats.band(lo, hi, out=chosen)[0])
 
 
 def _classify(stats: _Local, mode: float, given: int | None) -> tuple[np.ndarray, int, float]:
     """The voxels that pass the noise test, their coil count and MLE sigma; raises when they are no noise."""
     n_coils = given or 1
-    chosen = _select(stats.local, stats.count, stats.valid, mode, n_coils)
+    chosen = np.empty(stats.arr.shape, dtype=np.uint8)
+    n = _select(stats, mode, n_coils, chosen)
+    sample = None
     if given is None:
         for _ in range(4):  # N only moves the bounds: converges in a step or two
-            if np.count_nonzero(chosen) < _MIN_BACKGROUND:
+            if n < _MIN_BACKGROUND:
                 break
-            fitted = _fit_coils(_moments(stats.arr[chosen].astype(np.float64))[1])
+            sample = stats.sample(chosen)
+            fitted = _fit_coils(sample.kurtosis)
             if fitted in (0, n_coils):
                 break
             n_coils = fitted
-            chosen = _select(stats.local, stats.count, stats.valid, mode, n_coils)
-    n = int(np.count_nonzero(chosen))
+            n = _select(stats, mode, n_coils, chosen)
+            sample = None
     if n < _MIN_BACKGROUND:
         raise NoBackgroundError(
             f"found only {n} voxels that look like pure noise: the image has no usable background "
             f"(cropped, masked, zero-filled or filtered); {_ASK}"
         )
-    n_coils, sigma, misfit = _noise_misfit(stats.arr[chosen].astype(np.float64), given)
+    n_coils, sigma, misfit = _noise_misfit(sample or stats.sample(chosen), given)
     if misfit is not None:
         raise NoBackgroundError(f"{misfit}; {_ASK}")
     if stats.axes:
-        outside, inside = _outer_share(chosen, stats.axes)
+        outside, inside = outer_share(chosen.view(bool), stats.axes)
         # Noise surrounds the object: its voxels are denser in the border than in the centre.
         # Anatomy (or dark structures inside it) taken for noise is spread evenly or central.
         if outside < _BORDER_DENSITY * inside and inside < _SPARSE:
@@ -393,13 +359,38 @@ def _classify(stats: _Local, mode: float, given: int | None) -> tuple[np.ndarray
     return chosen, n_coils, sigma
 
 
-def _stationary(
-    stats: _Local, full: np.ndarray, chosen: np.ndarray, n_coils: int, fitted: bool, sigma: float
-) -> Background:
+def _region_sigmas(stats: _Local, full: _Candidates, coils: int) -> tuple[list[tuple[float, int]], np.ndarray]:
+    """(MLE sigma, n) of the noise found in each third of the image along the axes, each on its own,
+    and the mask (uint8) of the voxels they used.
+
+    Each region gets its own lowest mode and PIESNO test, so a noise level that
+    drifts across the field of view shows up even where the global test, tied to
+    one level, rejected the noisier part as "signal". A region whose darkest voxels
+    do not fit noise with ``coils`` coils (all anatomy) or hold fewer than 500
+    voxels or a tenth of the region says nothing and is left out.
+    """
+    out = []
+    mask = np.zeros(stats.arr.shape, dtype=np.uint8)
+    for i, (block, n_inside, _, _) in enumerate(full.blocks):
+        if n_inside < 1000:
+            continue
+        lo, hi = band(stats.tables, coils, full.modes[i], _ACCEPT_Z)
+        n = int(stats.band(np.maximum(lo, full.lo), hi, block, out=mask[block])[0])
+        # A mode held by a tenth of the region or less is a dim structure (a ventricle),
+        # not the region's background.
+        misfit = "few" if n < max(500, 0.1 * n_inside) else None
+        if misfit is None:
+            _, sigma, misfit = _noise_misfit(stats.sample(mask, block), coils)
+        if misfit is None:
+            out.append((sigma, n))
+        else:
+            mask[block] = 0
+    return out, mask
+
+
+def _stationary(stats: _Local, full: _Candidates, chosen: np.ndarray, n_coils: int, fitted: bool, sigma: float) -> Background:
     """The background after comparing the noise of the image's regions: refused when it varies too much."""
-    regions, regional = (
-        _region_sigmas(stats.arr, stats.local, stats.count, full, stats.axes, n_coils, stats.k) if stats.axes else ([], None)
-    )
+    regions, regional = _region_sigmas(stats, full, n_coils) if stats.axes else ([], None)
     n = int(np.count_nonzero(chosen))
     low = min(regions, default=(sigma, n))
     high = max(regions, default=(sigma, n))
@@ -417,13 +408,14 @@ def _stationary(
     if significant and spread > _SPREAD_WARN and regional is not None:
         # The global test keeps the level of the mode only; each region's own noise joins it,
         # so that sigma is the average over the field of view.
-        chosen = chosen | regional
-        sigma = mle_sigma(float(np.mean(np.square(stats.arr[chosen], dtype=np.float64))), n_coils)
+        chosen |= regional
+        n, _, _, _, _, sum_sq, _ = _core.masked_moments(stats.arr, chosen, stats.n_threads)
+        sigma = mle_sigma(sum_sq / n, n_coils)
         notes.append(
             f"non-stationary noise: sigma varies {spread:.2f}x across the background ({low[0]:.4g} to "
             f"{high[0]:.4g}); the single sigma is its average"
         )
-    return Background(chosen, n_coils, fitted, sigma, (low[0], high[0]), tuple(notes))
+    return Background(chosen.view(bool), n_coils, fitted, sigma, (low[0], high[0]), tuple(notes))
 
 
 def find_background(
@@ -487,7 +479,7 @@ def find_background(
     given = None if coils is None else check_coils(coils)
     stats = _local_statistics(image, mask, f_size, volume_axis, slice_axis, threads(num_threads))
     full = _candidates(stats)
-    mode = _noise_mode(stats.local[full], stats.k)
+    mode = full.mode
     chosen, n_coils, sigma = _classify(stats, mode, given)
     return _stationary(stats, full, chosen, n_coils, given is None, sigma)
 

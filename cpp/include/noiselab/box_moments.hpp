@@ -827,30 +827,79 @@ struct NoStats {
     void merge(const NoStats&) {}
 };
 
-/// Writes the box means of M^2 (and M^4) to double views.
-template <bool Masked, bool Fourth>
-struct MeanSink {
-    using Stats = NoStats;
-    Padded<double> m2, m4;
+}  // namespace detail
 
+/// What box_moments() saw of the input voxels inside the mask: a caller that needs finite,
+/// non-negative magnitudes learns it from the sweep instead of another pass.
+struct BoxReport {
+    std::size_t nonfinite = 0;  ///< NaN or infinite
+    std::size_t negative = 0;   ///< below 0
+
+    void merge(const BoxReport& o) {
+        nonfinite += o.nonfinite;
+        negative += o.negative;
+    }
+};
+
+namespace detail {
+
+/// Writes the box means of M^2 (and M^4) to double views; with `Counted`, also each
+/// window's count of in-mask voxels, and the report of the input voxels.
+template <bool Masked, bool Fourth, bool Counted = false>
+struct MeanSink {
+    static_assert(Masked || !Counted, "a count needs a mask");
+    using Stats = std::conditional_t<Counted, BoxReport, NoStats>;
+    Padded<double> m2, m4;
+    Padded<std::uint32_t> count;
+
+    // Input voxels as the sweep first loads them (see CorrectSink::check): a simple loop
+    // that vectorises, with counters wide enough for any run.
     template <bool Unit, class Row>
-    void check(Stats&, const Row&, std::size_t) const {}
+    void check(Stats& st, const Row& r, std::size_t len) const {
+        if constexpr (Counted) {
+            using T = std::remove_const_t<std::remove_pointer_t<decltype(r.p)>>;
+            const T* p = r.p;
+            const std::uint8_t* m = r.m;
+            const std::ptrdiff_t sx = Unit ? 1 : in_xstride;
+            const std::ptrdiff_t mx = Unit ? 1 : mask_xstride;
+            std::size_t cf = 0, cneg = 0;
+            for (std::size_t x = 0; x < len; ++x) {
+                const auto xi = static_cast<std::ptrdiff_t>(x);
+                const T v = p[xi * sx];
+                const bool inside = m[xi * mx] != 0;
+                cf += inside & !(v - v == T(0));  // NaN and inf both fail
+                cneg += inside & (v < T(0));
+            }
+            st.nonfinite += cf;
+            st.negative += cneg;
+        } else {
+            (void)st, (void)r, (void)len;
+        }
+    }
 
     void operator()(Stats&, const std::array<std::size_t, 3>& i, const double* sums,
                     std::size_t cs, double inv) const {
         const std::size_t nx = m2.shape[3];
         double* o2 = m2.row(i);
         double* o4 = Fourth ? m4.row(i) : nullptr;
-        const double* count = sums;
+        const double* n = sums;
         const double* s2 = sums + (Masked ? cs : 0);
         for (std::size_t x = 0; x < nx; ++x) {
             // A window holding no in-mask voxel has no mean: 0 by convention.
-            const double scale = Masked ? (count[x] > 0 ? 1.0 / count[x] : 0.0) : inv;
+            const double scale = Masked ? (n[x] > 0 ? 1.0 / n[x] : 0.0) : inv;
             o2[static_cast<std::ptrdiff_t>(x) * m2.xstride()] = s2[x] * scale;
             if constexpr (Fourth)
                 o4[static_cast<std::ptrdiff_t>(x) * m4.xstride()] = s2[cs + x] * scale;
         }
+        if constexpr (Counted) {
+            // The count channel sums 0s and 1s in double: whole numbers, exact below 2^53.
+            std::uint32_t* oc = count.row(i);
+            for (std::size_t x = 0; x < nx; ++x)
+                oc[static_cast<std::ptrdiff_t>(x) * count.xstride()] = static_cast<std::uint32_t>(n[x]);
+        }
     }
+
+    std::ptrdiff_t in_xstride = 1, mask_xstride = 1;  // for check() on strided rows
 };
 
 template <class T, class U>
@@ -865,6 +914,11 @@ struct BoxOptions {
     /// Voxels where the mask is 0 do not contribute; means divide by the in-mask count.
     /// Leave data null for no mask. Same shape as the input.
     ArrayView<const std::uint8_t> mask{};
+    /// With a mask, and data non-null: receives each window's count of in-mask voxels,
+    /// the channel the masked means divide by (a voxel that a window longer than its axis
+    /// reflects k times counts k times). Same shape as the input; the window's volume must
+    /// be below 2^32.
+    ArrayView<std::uint32_t> count{};
     /// Threads; 0 uses OpenMP's default. Results are bit-identical for any value.
     int threads = 0;
 };
@@ -872,34 +926,54 @@ struct BoxOptions {
 /// Box means of M^2 and, when `mean_m4.data` is non-null, of M^4, over `window`.
 ///
 /// Matches scipy.ndimage.uniform_filter(M**2, window, mode="reflect") (in double).
-/// Throws std::invalid_argument for bad ranks, empty axes, window sizes < 1 or
-/// outputs whose shape differs from the input.
+/// With `opt.count`, also writes the in-mask counts, and reports the NaN, infinite and
+/// negative input voxels inside the mask (the means are then NaN or meaningless
+/// around them); otherwise the report is empty.
+/// Throws std::invalid_argument for bad ranks, empty axes, window sizes < 1, outputs
+/// whose shape differs from the input, or a count without a mask.
 template <class T>
-void box_moments(ArrayView<const T> in, const Window& window, ArrayView<double> mean_m2,
-                 ArrayView<double> mean_m4 = {}, const BoxOptions& opt = {}) {
+BoxReport box_moments(ArrayView<const T> in, const Window& window, ArrayView<double> mean_m2,
+                      ArrayView<double> mean_m4 = {}, const BoxOptions& opt = {}) {
     detail::check_view(in, "image");
     detail::check_view(mean_m2, "mean_m2 output");
     detail::check_same_shape(in, mean_m2, "mean_m2 output");
     const bool fourth = mean_m4.data != nullptr;
     if (fourth) detail::check_same_shape(in, mean_m4, "mean_m4 output");
     detail::check_mask(in, opt.mask);
+    const bool masked = opt.mask.data != nullptr;
+    const bool counted = opt.count.data != nullptr;
+    if (counted) {
+        if (!masked) throw std::invalid_argument("noiselab: a count output needs a mask");
+        detail::check_same_shape(in, opt.count, "count output");
+        double volume = 1.0;
+        for (std::size_t d = 0; d < in.ndim; ++d) volume *= static_cast<double>(window[d]);
+        if (!(volume < 4294967296.0))
+            throw std::invalid_argument("noiselab: a count output needs a window of fewer than 2^32 voxels");
+    }
     const detail::Geometry g(in, window);
-    auto go = [&](auto masked, auto four) {
-        constexpr bool M = decltype(masked)::value, F = decltype(four)::value;
+    BoxReport report;
+    auto go = [&](auto masked_, auto four, auto count_) {
+        constexpr bool M = decltype(masked_)::value, F = decltype(four)::value, K = decltype(count_)::value;
         using Src = detail::PowerSource<T, M, F>;
-        using Sink = detail::MeanSink<M, F>;
+        using Sink = detail::MeanSink<M, F, K>;
         Src src{detail::Padded<const T>(in), M ? detail::Padded<const std::uint8_t>(opt.mask)
                                                 : detail::Padded<const std::uint8_t>()};
         Sink sink{detail::Padded<double>(mean_m2),
-                  F ? detail::Padded<double>(mean_m4) : detail::Padded<double>()};
-        detail::Sweep<Src::channels, Src, Sink>(g, src, sink).run(opt.threads);
+                  F ? detail::Padded<double>(mean_m4) : detail::Padded<double>(),
+                  K ? detail::Padded<std::uint32_t>(opt.count) : detail::Padded<std::uint32_t>()};
+        sink.in_xstride = src.in.xstride();
+        sink.mask_xstride = M ? src.mask.xstride() : 0;
+        if constexpr (K) report = detail::Sweep<Src::channels, Src, Sink>(g, src, sink).run(opt.threads);
+        else detail::Sweep<Src::channels, Src, Sink>(g, src, sink).run(opt.threads);
     };
     using std::false_type, std::true_type;
-    const bool masked = opt.mask.data != nullptr;
-    if (masked && fourth) go(true_type{}, true_type{});
-    else if (masked) go(true_type{}, false_type{});
-    else if (fourth) go(false_type{}, true_type{});
-    else go(false_type{}, false_type{});
+    if (counted && fourth) go(true_type{}, true_type{}, true_type{});
+    else if (counted) go(true_type{}, false_type{}, true_type{});
+    else if (masked && fourth) go(true_type{}, true_type{}, false_type{});
+    else if (masked) go(true_type{}, false_type{}, false_type{});
+    else if (fourth) go(false_type{}, true_type{}, false_type{});
+    else go(false_type{}, false_type{}, false_type{});
+    return report;
 }
 
 }  // namespace noiselab

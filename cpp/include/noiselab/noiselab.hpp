@@ -2,6 +2,7 @@
 // of MRI magnitude images. Header-only; OpenMP when available. No Python.
 #pragma once
 
+#include "noiselab/background.hpp"
 #include "noiselab/box_moments.hpp"
 #include "noiselab/correct.hpp"
 #include "noiselab/sigma.hpp"
