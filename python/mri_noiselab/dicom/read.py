@@ -232,6 +232,18 @@ class DicomStack:
             values += (self.intercept[block] / self.unit)[:, None, None]
         return values
 
+    def search_magnitude(self) -> np.ndarray:
+        """:meth:`magnitude` as the background search reads it: float32 where that holds it exactly
+        (8- and 16-bit values without a rescale), gathered a block at a time, not kept."""
+        if self._magnitude is not None or not self._identity or self._dtype.itemsize > 2:
+            return self.magnitude()
+        out = np.empty(self._shape, dtype=np.float32)
+        step = max(1, (1 << 21) // max(1, self._shape[1] * self._shape[2]))
+        for start in range(0, self._shape[0], step):
+            block = slice(start, start + step)
+            out[block] = self.stored_block(block)
+        return out
+
     def stored_rescale(self, block: slice) -> dict[str, Any]:
         """How :meth:`magnitude_block` and :meth:`to_stored_block` convert slices ``block``, as the
         arguments of :func:`mri_noiselab.stored.correct_stored` (which gives the same bits)."""
