@@ -246,16 +246,18 @@ private:
 /// fewer than 8 values one after the other, else 8 accumulators and the rest after them.
 /// For u = v / scale, u^2, u^4 and v^2 at once, each made as numpy makes its array
 /// (u * u, then u2 * u2; v * v).
+inline void add_value(Sums4& s, double v, double scale) {
+    const double u = v / scale, u2 = u * u;
+    s.u += u;
+    s.u2 += u2;
+    s.u4 += u2 * u2;
+    s.sq += v * v;
+}
+
 inline Sums4 leaf_block(const double* v, std::size_t n, double scale) {
     Sums4 s;
     if (n < 8) {
-        for (std::size_t i = 0; i < n; ++i) {
-            const double u = v[i] / scale, u2 = u * u;
-            s.u += u;
-            s.u2 += u2;
-            s.u4 += u2 * u2;
-            s.sq += v[i] * v[i];
-        }
+        for (std::size_t i = 0; i < n; ++i) add_value(s, v[i], scale);
         return s;
     }
     double r1[8], r2[8], r4[8], rq[8];
@@ -277,13 +279,7 @@ inline Sums4 leaf_block(const double* v, std::size_t n, double scale) {
         }
     auto total = [](const double* r) { return ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])); };
     s = {total(r1), total(r2), total(r4), total(rq)};
-    for (; i < n; ++i) {
-        const double u = v[i] / scale, u2 = u * u;
-        s.u += u;
-        s.u2 += u2;
-        s.u4 += u2 * u2;
-        s.sq += v[i] * v[i];
-    }
+    for (; i < n; ++i) add_value(s, v[i], scale);
     return s;
 }
 
