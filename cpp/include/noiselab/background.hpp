@@ -22,7 +22,7 @@
 
 // Asks for a vectorised loop with these reductions where OpenMP (or -fopenmp-simd) is on.
 #if defined(_OPENMP)
-#define NOISELAB_SIMD_RANGE _Pragma("omp simd reduction(+ : n) reduction(max : hi) reduction(&& : whole)")
+#define NOISELAB_SIMD_RANGE _Pragma("omp simd reduction(+ : n, broken) reduction(max : hi)")
 #else
 #define NOISELAB_SIMD_RANGE
 #endif
@@ -108,7 +108,7 @@ inline std::size_t scratch_count(int threads, std::size_t n, std::size_t run) {
 
 /// The interval of a value among sorted edges (how many edges are <= v), through a table
 /// on the top bits of positive doubles, whose order is that of their bit patterns: a
-/// bucket spans 1/1024 of an octave, so a value is rarely more than a step from its interval.
+/// bucket spans 1/4096 of an octave, so a value is rarely more than a step from its interval.
 class EdgeLookup {
 public:
     explicit EdgeLookup(const std::vector<double>& edges) : e_(edges) {
@@ -150,7 +150,7 @@ private:
     static std::uint64_t key(double v) {
         std::uint64_t bits = 0;
         std::memcpy(&bits, &v, sizeof bits);
-        return bits >> 42;  // sign, exponent and the top 10 bits of the mantissa
+        return bits >> 40;  // sign, exponent and the top 12 bits of the mantissa
     }
 
     std::vector<double> e_;
@@ -246,16 +246,18 @@ private:
 /// fewer than 8 values one after the other, else 8 accumulators and the rest after them.
 /// For u = v / scale, u^2, u^4 and v^2 at once, each made as numpy makes its array
 /// (u * u, then u2 * u2; v * v).
+inline void add_value(Sums4& s, double v, double scale) {
+    const double u = v / scale, u2 = u * u;
+    s.u += u;
+    s.u2 += u2;
+    s.u4 += u2 * u2;
+    s.sq += v * v;
+}
+
 inline Sums4 leaf_block(const double* v, std::size_t n, double scale) {
     Sums4 s;
     if (n < 8) {
-        for (std::size_t i = 0; i < n; ++i) {
-            const double u = v[i] / scale, u2 = u * u;
-            s.u += u;
-            s.u2 += u2;
-            s.u4 += u2 * u2;
-            s.sq += v[i] * v[i];
-        }
+        for (std::size_t i = 0; i < n; ++i) add_value(s, v[i], scale);
         return s;
     }
     double r1[8], r2[8], r4[8], rq[8];
@@ -277,13 +279,7 @@ inline Sums4 leaf_block(const double* v, std::size_t n, double scale) {
         }
     auto total = [](const double* r) { return ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])); };
     s = {total(r1), total(r2), total(r4), total(rq)};
-    for (; i < n; ++i) {
-        const double u = v[i] / scale, u2 = u * u;
-        s.u += u;
-        s.u2 += u2;
-        s.u4 += u2 * u2;
-        s.sq += v[i] * v[i];
-    }
+    for (; i < n; ++i) add_value(s, v[i], scale);
     return s;
 }
 
@@ -480,15 +476,16 @@ MaskedMoments masked_moments(ArrayView<const T> values, ArrayView<const std::uin
         bool integers = true;
     };
     std::vector<Part> parts(detail::scratch_count(threads, stretches, 256));
-    detail::for_each(stretches, 256, threads, [&](std::size_t t, std::size_t k) {
+    // Unit strides known at compile time let the loop vectorise.
+    auto range = [&](auto unit, std::size_t t, std::size_t k) {
         const auto i = detail::row_index(in.shape, k / per_row);
         const std::size_t x0 = (k % per_row) * detail::chunk, x1 = std::min(nx, x0 + detail::chunk);
         const T* p = in.row(i);
         const std::uint8_t* m = mk.row(i);
-        const std::ptrdiff_t px = in.xstride(), mx = mk.xstride();
-        std::size_t n = 0;
+        const std::ptrdiff_t px = decltype(unit)::value ? 1 : in.xstride();
+        const std::ptrdiff_t mx = decltype(unit)::value ? 1 : mk.xstride();
+        std::size_t n = 0, broken = 0;  // a count, not a bool: bool reductions do not vectorise
         double hi = parts[t].max;
-        bool whole = parts[t].integers;
         NOISELAB_SIMD_RANGE
         for (std::size_t x = x0; x < x1; ++x) {
             const auto xi = static_cast<std::ptrdiff_t>(x);
@@ -496,11 +493,16 @@ MaskedMoments masked_moments(ArrayView<const T> values, ArrayView<const std::uin
             const double a = static_cast<double>(p[xi * px]);
             n += inside;
             hi = std::max(hi, inside ? a : -std::numeric_limits<double>::infinity());
-            whole = whole && (!inside || a == std::floor(a));
+            broken += inside & (a != std::floor(a));
         }
         count[k] = n;
         parts[t].max = hi;
-        parts[t].integers = whole;
+        parts[t].integers = parts[t].integers && broken == 0;
+    };
+    const bool unit = in.xstride() == 1 && mk.xstride() == 1;
+    detail::for_each(stretches, 256, threads, [&](std::size_t t, std::size_t k) {
+        if (unit) range(std::true_type{}, t, k);
+        else range(std::false_type{}, t, k);
     });
     MaskedMoments s;
     for (const auto& p : parts) {
