@@ -139,7 +139,9 @@ def derive_datasets(
     series_number : int, optional
         Default: the source SeriesNumber + 1000.
     uid_prefix : str, optional
-        Root for generated UIDs (``"1.2.3."``); pydicom's root by default.
+        Root for generated UIDs (``"1.2.3."``). By default (None) every new UID
+        is derived from a random UUID under the ``2.25.`` root, which needs no
+        registered root (pydicom's ``generate_uid(prefix=None)``).
 
     Returns
     -------

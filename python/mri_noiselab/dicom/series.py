@@ -186,12 +186,15 @@ def read_folder(
 ) -> SourceScan:
     """Read every DICOM file under ``folder`` and group the slices into stacks.
 
-    Single-frame files are grouped by SeriesInstanceUID, then split by echo
-    (EchoNumbers, EchoTime), ImageType, AcquisitionNumber, time point,
-    inversion time, diffusion weighting and ImageOrientationPatient, and each
-    stack is sorted by ImagePositionPatient projected on the normal of
-    ImageOrientationPatient (InstanceNumber when positions are missing). Each
-    multi-frame file is a stack of its own.
+    Single-frame files are grouped by SeriesInstanceUID, then split by these
+    top-level attributes, numbers compared as numbers: EchoNumbers, EchoTime,
+    ImageType, AcquisitionNumber, TemporalPositionIdentifier, TriggerTime,
+    InversionTime, DiffusionBValue, DiffusionGradientOrientation and
+    ImageOrientationPatient (to 3 decimals). Only these standard attributes
+    split a series: diffusion directions that a vendor keeps in private tags
+    alone (GE) stay in one stack. Each stack is sorted by ImagePositionPatient
+    projected on the normal of ImageOrientationPatient (InstanceNumber when
+    positions are missing). Each multi-frame file is a stack of its own.
 
     Parameters
     ----------
