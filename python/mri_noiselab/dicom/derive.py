@@ -46,7 +46,7 @@ _IS_MAX = 2**31 - 1
 # CT/MR Image Description): the class decides, as dciodvfy does, also for an object that lacks
 # its functional groups (pydicom-data's emri_small).
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
-# The top-level elements _derive_one sets by assignment (which changes an element's value in place).
+# The top-level elements derive_file sets by assignment (which changes an element's value in place).
 _SET_TAGS = {
     tag_for_keyword(k) for k in (
         "SOPInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "InstanceCreationDate",
@@ -173,7 +173,7 @@ def derive_datasets(
         series_number = series_number_of(stack.datasets[0])
     per_file = [stored] if len(stack.datasets) == 1 else [stored[i : i + 1] for i in range(stack.shape[0])]
     return [
-        _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix)
+        derive_file(src, pixels, derivation, series_uid, series_number, uid_prefix)
         for src, pixels in zip(stack.datasets, per_file)
     ]
 
@@ -248,17 +248,6 @@ def derive_file(
     ``pixels`` are the file's new stored values, ``(frames, rows, cols)`` in the
     source dtype; ``src`` is left unchanged.
     """
-    return _derive_one(src, pixels, derivation, series_uid, series_number, uid_prefix)
-
-
-def _derive_one(
-    src: Dataset,
-    pixels: np.ndarray,
-    derivation: Derivation,
-    series_uid: str,
-    series_number: int,
-    uid_prefix: str | None,
-) -> FileDataset:
     source_ts = transfer_syntax(src)
     elements = {tag: elem for tag, elem in src.items() if tag not in _PIXEL_TAGS}  # the pixels are replaced
     functional = "PerFrameFunctionalGroupsSequence" in src or "SharedFunctionalGroupsSequence" in src
