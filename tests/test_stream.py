@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from dicom_helpers import phantom_volume, snapshot, write_series
 
 from mri_noiselab import _atomic, stream
@@ -15,6 +17,8 @@ from mri_noiselab.blocks import blocks
 from mri_noiselab.clean import CleanOptions, clean_group
 from mri_noiselab.dicom import clean_source
 from mri_noiselab.dicom.series import read_stack
+from mri_noiselab.dicom.pixels import pixel_ref, read_dataset
+from mri_noiselab.errors import DicomError
 from mri_noiselab.roi import roi_mask
 
 ROI = functools.partial(lambda s: roi_mask(["0:6,0:6"], s.shape))
@@ -87,6 +91,23 @@ def test_a_failed_block_leaves_no_output_and_no_temporary_file(tmp_path, monkeyp
     assert left == []  # neither outputs nor temporary files
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("given", [{"background": ROI}, {"sigma": 8.0}])  # found in the ROI, or while correcting
+def test_a_slice_below_zero_signal_fails_the_series_with_nothing_written(tmp_path, monkeypatch, processes, given):
+    """A streamed series is checked for values below zero as each block is read, for sigma or its correction."""
+    paths = _series(tmp_path / "in", dtype=np.uint16)
+    ds = pydicom.dcmread(paths[6])
+    ds.RescaleIntercept, ds.RescaleSlope = "-100", "1"  # slice 6 only: the check must reach the last blocks
+    ds.save_as(paths[6], enforce_file_format=True)
+    before = snapshot(tmp_path / "in")
+    monkeypatch.setattr(stream, "blocks", functools.partial(blocks, voxels=2 * 40 * 40))
+    with pytest.raises(ValueError, match=rf"{paths[0].name} \(\+8 files\): values below zero signal"):
+        clean_source(paths[0].parent, tmp_path / "out", num_threads=processes, **given)
+    assert snapshot(tmp_path / "in") == before
+    left = [p for p in (tmp_path / "out").rglob("*") if p.is_file()] if (tmp_path / "out").exists() else []
+    assert left == []
+
+
 def test_many_files_are_flushed_by_one_syncfs(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(_atomic, "_syncfs", lambda: lambda fd: calls.append(fd) or 0)
@@ -108,3 +129,37 @@ def test_without_syncfs_each_file_is_flushed(tmp_path, monkeypatch):
         for i in range(10):
             batch.write(tmp_path / f"f{i}", lambda fh: fh.write(b"x"))
     assert len(synced) == 11 and synced[-1] == tmp_path
+
+
+@pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm"])
+@pytest.mark.parametrize("rows", [slice(None), slice(0, 5), slice(30, 64), slice(7, 7)])
+def test_rows_of_a_slice_are_what_pydicom_decodes(name, rows):
+    """A ROI's rows are read alone where the pixels lie uncompressed, decoded whole otherwise:
+    either way the values pydicom's pixel_array gives for those rows."""
+    path = Path(get_testdata_file(name))
+    expected = pydicom.dcmread(path).pixel_array[rows]
+    ref = pixel_ref(read_dataset(path, defer_pixels=True), path)
+    got = np.full((1, *expected.shape), -1, dtype=expected.dtype.newbyteorder("="))  # stacks hold native order
+    ref.read_into(got, rows.start or 0)
+    np.testing.assert_array_equal(got[0], expected)
+
+
+def test_roi_values_are_those_of_the_whole_slices(tmp_path):
+    paths = _series(tmp_path / "in", [1.5, 0.5, 2, 1, 1, 3, 0.25, 1, 2], np.uint16)
+    stack = read_stack(paths)
+    mask = np.broadcast_to(roi_mask(["3:9,5:30"], stack.shape[1:]), stack.shape)
+    expected = stack.magnitude()[mask]  # the rescale applied to whole slices
+    np.testing.assert_array_equal(stack.masked_block(slice(None), mask), expected)
+
+
+def test_a_file_cut_short_after_its_header_was_read_fails_by_name(tmp_path):
+    paths = _series(tmp_path / "in")
+    stack = read_stack(paths)
+    head = [pydicom.dcmread(p).pixel_array[:2] for p in paths[3:6]]
+    with open(paths[4], "r+b") as fh:
+        fh.truncate(os.path.getsize(paths[4]) - 100)
+    with pytest.raises(DicomError, match=f"{paths[4].name}: the file is shorter than when it was read"):
+        stack.stored_block(slice(3, 6))
+    with pytest.raises(DicomError, match=f"{paths[4].name}: the file is shorter"):
+        stack.stored_block(slice(3, 6), slice(35, 40))
+    np.testing.assert_array_equal(stack.stored_block(slice(3, 6), slice(0, 2)), head)  # the rows that are there

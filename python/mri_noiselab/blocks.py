@@ -32,8 +32,8 @@ class SliceBlocks(Protocol):
     def masked_block(self, block: slice, mask: np.ndarray) -> np.ndarray:
         """``magnitude_block(block)[mask]``, ``mask`` being the block's part of a mask of the volume."""
         ...
-    def negative_block(self, block: slice) -> bool:
-        """Whether any magnitude value of slices ``block`` is below zero."""
+    def negative_block(self, block: slice, stored: np.ndarray | None = None) -> bool:
+        """Whether any magnitude value of slices ``block`` (whose stored values are ``stored``, when given) is below zero."""
         ...
     def stored_block(self, block: slice) -> np.ndarray:
         """The stored values of slices ``block``."""
@@ -93,16 +93,27 @@ def any_negative(volume: Magnitude) -> bool:
     return any(volume.negative_block(b) for b in blocks(volume))
 
 
-def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, **correction: Any) -> np.ndarray:
+def below_zero(name: str) -> ValueError:
+    """The error for an image with values below zero signal, which no magnitude image has."""
+    return ValueError(f"{name}: values below zero signal (after the rescale intercept): not a magnitude image, "
+                      "or an intercept that does not mark zero signal")
+
+
+def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, *, name: str, **correction: Any) -> np.ndarray:
     """Stored values of slices ``block`` corrected in the kernel: stored values in, stored values out.
 
     ``correction`` holds :func:`mri_noiselab.stored.correct_stored`'s sigma, f_size,
     method, coils and num_threads; ``threads``, when given, replaces num_threads.
+    The block is checked for values below zero signal as it is read (``name`` in the
+    error): a streamed series is read once for its correction, not once more for the check.
     """
     if threads is not None:
         correction["num_threads"] = threads
-    out: np.ndarray = correct_stored(volume.stored_block(block), **correction, **volume.stored_rescale(block))
+    stored = volume.stored_block(block)
+    if volume.negative_block(block, stored):
+        raise below_zero(name)
+    out: np.ndarray = correct_stored(stored, **correction, **volume.stored_rescale(block))
     return out
 
 
-__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "blocks", "masked_values", "stored_block"]
+__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "below_zero", "blocks", "masked_values", "stored_block"]

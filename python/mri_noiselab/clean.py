@@ -28,7 +28,7 @@ from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
 from mri_noiselab.chi import median_sigma
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
-from mri_noiselab.blocks import SliceBlocks, any_negative, blocks, masked_values, stored_block
+from mri_noiselab.blocks import SliceBlocks, any_negative, below_zero, blocks, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
@@ -232,7 +232,10 @@ def _values(volume: Volume | _Part, mask: npt.ArrayLike) -> np.ndarray:
     m = np.asarray(mask)
     if m.shape != volume.shape:
         raise ValueError(f"background mask shape {m.shape} does not match the image shape {volume.shape}")
-    return masked_values(volume, m.astype(bool, copy=False), SIGMA_SAMPLE)  # a broadcast ROI stays a view
+    values = masked_values(volume, m.astype(bool, copy=False), SIGMA_SAMPLE)  # a broadcast ROI stays a view
+    if values.size and values.min() < 0:  # a streamed stack is not checked whole before its sigma
+        raise below_zero(_name(volume))
+    return values
 
 
 def _full_mask(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
@@ -435,12 +438,6 @@ def _whole_mask(volume: Volume, parts: Sequence[Volume | _Part], found: Sequence
     return np.stack([m for m in masks if m is not None], axis=volume.volume_axis)
 
 
-def _check_magnitude(volume: Volume) -> None:
-    if any_negative(volume):
-        raise ValueError(f"{_name(volume)}: values below zero signal (after the rescale intercept): not a magnitude "
-                         "image, or an intercept that does not mark zero signal")
-
-
 def _given_sigma(volume: Volume, sigma: float | tuple[float, ...]) -> float | tuple[float, ...]:
     if isinstance(sigma, float):
         return sigma
@@ -481,8 +478,9 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
     if isinstance(volume, SliceBlocks) and (stream or not across):
         # Stored values in, stored values out, in the kernel: streamed, or block by block here;
         # a 3-D window corrects the stack whole (twice its stored bytes, no float64 copy).
-        block = functools.partial(stored_block, volume, sigma=np.asarray(derivation.sigma), f_size=derivation.f_size,
-                                  method=options.method, coils=derivation.coils, num_threads=options.num_threads)
+        block = functools.partial(stored_block, volume, name=_name(volume), sigma=np.asarray(derivation.sigma),
+                                  f_size=derivation.f_size, method=options.method, coils=derivation.coils,
+                                  num_threads=options.num_threads)
         if stream and not across:
             return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=block)
         whole = [slice(None)] if across else blocks(volume)
@@ -534,8 +532,10 @@ def clean_group(
     NoBackgroundError, ValueError
         For a background without noise, bad arguments, or values below zero signal.
     """
-    for volume in volumes:
-        _check_magnitude(volume)
+    for i, volume in enumerate(volumes):
+        # A streamed stack is checked block by block as it is read, for sigma and its correction.
+        if not (stream and isinstance(volume, SliceBlocks) and (todo is None or todo[i])) and any_negative(volume):
+            raise below_zero(_name(volume))
     groups: list[SigmaGroup] = []
     masks: list[np.ndarray | None] = [None] * len(volumes)
     if options.sigma is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 from mri_noiselab._args import Estimator, Method
 from mri_noiselab._kernels import _core
@@ -22,12 +22,12 @@ OWN_DERIVATION = f"Rician noise bias removed by {PACKAGE}"
 NIFTI_PREFIX = "Rician bias removed:"
 """Starts the descrip field of every NIfTI image this package writes."""
 # CID 7203 "Image Derivation" has no denoising concept: a windowed moment estimate is a
-# smoothing of M^2, the pointwise method subtracts 2 N sigma^2 pixel by pixel.
-_CODES = {
-    "moments": codes.DCM.Smoothing,
-    "lmmse": codes.DCM.Smoothing,
-    "pointwise": codes.DCM.PixelByPixelSubtraction,
-}
+# smoothing of M^2, the pointwise method subtracts 2 N sigma^2 pixel by pixel. The concepts
+# are pydicom's codes.DCM.Smoothing and .PixelByPixelSubtraction, spelt out because importing
+# pydicom's code dictionary costs 0.12 s, a tenth of a series' run (tests/test_dicom.py
+# checks what is written against that dictionary).
+_SMOOTHING = Code("113087", "DCM", "Smoothing")
+_CODES = {"moments": _SMOOTHING, "lmmse": _SMOOTHING, "pointwise": Code("113062", "DCM", "Pixel by pixel subtraction")}
 # DerivationDescription is an ST (at most 1024 characters); NIfTI's descrip is char[80],
 # 79 characters and the terminating NUL.
 _ST_CHARACTERS = 1024
@@ -108,7 +108,7 @@ def difference(recorded: str, expected: str) -> str:
     return f"{recorded!r} (this run: {expected!r})"
 
 
-SOURCE_PURPOSE = codes.DCM.SourceImageForImageProcessingOperation
-"""The purpose of reference of a derived image's source (121322, DCM)."""
+SOURCE_PURPOSE = Code("121322", "DCM", "Source image for image processing operation")
+"""The purpose of reference of a derived image's source: pydicom's ``codes.DCM.SourceImageForImageProcessingOperation``."""
 
 __all__ = ["NIFTI_PREFIX", "OWN_DERIVATION", "PACKAGE", "SOURCE_PURPOSE", "Derivation", "difference"]

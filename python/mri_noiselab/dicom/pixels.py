@@ -72,6 +72,42 @@ class PixelRef:
         ds.add(DataElement(_PIXEL_TAG, vr, data, is_undefined_length=self.undefined_length))
         return decode(ds, self.path)
 
+    def read_into(self, out: np.ndarray, start: int = 0) -> None:
+        """Fill ``out``, of shape ``(1, k, Columns)``, with rows ``start:start + k`` of the stored values.
+
+        Where the pixels lie uncompressed in the machine's byte order, only those rows' bytes
+        are read, straight into ``out`` (a background ROI above the head is a tenth of each
+        slice; a whole slice is read without a copy); otherwise the file is decoded.
+
+        Raises
+        ------
+        DicomError
+            If the pixel data does not decode to the stack's dtype and slice shape.
+        """
+        native = self._native_dtype() if self.offset is not None else None
+        height, cols = int(self.pixels.Rows), int(self.pixels.Columns)
+        stop = start + out.shape[1]
+        if native is None or self.offset is None or native != out.dtype or not out.flags.c_contiguous:
+            whole = self.decode()
+            if whole.shape != (1, height, cols) or whole.dtype != out.dtype or out.shape[2] != cols:
+                raise DicomError(f"{self.path}: pixel data decoded as {whole.dtype} {whole.shape[1:]}, "
+                                 f"unlike the {out.dtype} {(height, out.shape[2])} its header and series declare")
+            out[...] = whole[:, start:stop]
+            return
+        line = cols * native.itemsize
+        if height * line > self.length:
+            raise DicomError(f"{self.path}: cannot decode the pixel data: it holds {self.length} bytes, fewer than "
+                             f"the {height * line} that Rows, Columns and BitsAllocated declare")
+        if out.size == 0:
+            return
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset + start * line)
+                got = fh.readinto(memoryview(out).cast("B"))
+        except OSError as e:
+            raise DicomError(f"{self.path}: cannot read: {e}") from None
+        if got != (stop - start) * line:
+            raise DicomError(f"{self.path}: the file is shorter than when it was read (changed during the run?)")
 
     def _native_dtype(self) -> np.dtype[Any] | None:
         """The dtype of uncompressed little-endian monochrome pixels, which pydicom reads as they lie; else None."""
