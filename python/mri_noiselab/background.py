@@ -215,7 +215,8 @@ def fit_coils(values: npt.ArrayLike) -> int:
         If the sample has fewer than 2 values, or no N fits it (not pure noise).
     """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
-    v = v[v != 0]
+    if not np.all(v):  # a sample without zeros (estimate_sigma's) is not copied
+        v = v[v != 0]
     if v.size < 2 or not np.all(np.isfinite(v)) or float(v.max()) <= 0:
         raise NoBackgroundError("too few non-zero background values to fit a coil count; give --coils")
     coils, _, misfit = _noise_misfit(_Sample.of(v, np.ones(v.shape, dtype=np.uint8), threads(None)), None)

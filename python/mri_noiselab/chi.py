@@ -350,14 +350,22 @@ _ROUNDED_MIN_SIGMA_STD = 0.8
 _CHUNK = 1 << 20
 
 
+def chunks(values: np.ndarray) -> list[np.ndarray]:
+    """Views of at most 2^20 values covering a sample: a temporary of each (a rounded copy, a
+    square) costs 8 MiB, not the sample's size again (σ's sample is up to 32 MiB)."""
+    flat = values.reshape(-1)
+    return [flat[i : i + _CHUNK] for i in range(0, flat.size, _CHUNK)]
+
+
+def all_integers(values: np.ndarray) -> bool:
+    """Whether every value is a whole number."""
+    return all(bool(np.all(part == np.round(part))) for part in chunks(values))
+
+
 def is_rounded(values: np.ndarray, sigma: float) -> bool:
     """Whether a sample must be fitted as rounded noise: integers, and ``sigma`` (a plain
     estimate) below ROUNDED_BELOW."""
-    if sigma >= ROUNDED_BELOW:
-        return False
-    flat = values.reshape(-1)
-    # In chunks: a rounded copy of a large sample would double its memory.
-    return all(bool(np.all(part == np.round(part))) for part in (flat[i : i + _CHUNK] for i in range(0, flat.size, _CHUNK)))
+    return sigma < ROUNDED_BELOW and all_integers(values)
 
 
 def _rounded_statistic(sigma: float, coils: int, statistic: Estimator, zeros: bool) -> float:

@@ -19,8 +19,10 @@ import numpy.typing as npt
 
 from mri_noiselab._args import check_coils
 from mri_noiselab.chi import (
+    all_integers,
     chi_cdf,
     chi_quantile,
+    chunks,
     expected_ratio,
     is_rounded,
     ks_statistic,
@@ -96,13 +98,15 @@ class _Fit:
 
 
 def _fit(v: np.ndarray, coils: int, sigma_mle: float | None) -> _Fit:
-    mean_sq = float(np.mean(v * v))
+    parts = chunks(v)  # no temporary of the sample's size
+    mean_sq = math.fsum(float(np.sum(np.square(p))) for p in parts) / v.size
     plain = mle_sigma(mean_sq, coils)
     rounded = is_rounded(v, plain)
-    zeros = bool(np.any(v == 0))
+    zeros = any(bool(np.any(p == 0)) for p in parts)
     if sigma_mle is None:
         sigma_mle = rounded_sigma(mean_sq, coils, "mle", zeros, plain) if rounded else plain
-    mean, std = float(np.mean(v)), float(np.std(v))
+    mean = math.fsum(float(np.sum(p)) for p in parts) / v.size
+    std = math.sqrt(math.fsum(float(np.sum(np.square(p - mean))) for p in parts) / v.size)
     ratio = mean / std if std > 0 else math.inf
     expected, se = expected_ratio(sigma_mle, coils, v.size, rounded, zeros=zeros)
     ratio_coils = min((abs(rayleigh_constants(c)[2] - ratio), c) for c in range(1, _MAX_USUAL_COILS + 1))[1]
@@ -113,8 +117,8 @@ def _fit(v: np.ndarray, coils: int, sigma_mle: float | None) -> _Fit:
         q999 = float(k[np.searchsorted(np.cumsum(pmf), 1.0 - _TAIL_P)])
     else:
         q999 = chi_quantile(1.0 - _TAIL_P, sigma_mle, coils)
-    tail = float(np.count_nonzero(v > q999)) / v.size
-    integer = bool(np.all(v == np.round(v)))
+    tail = sum(int(np.count_nonzero(p > q999)) for p in parts) / v.size
+    integer = all_integers(v)
     return _Fit(v.size, sigma_mle, integer, ratio, expected, se, ratio_coils, d, p, tail)
 
 
