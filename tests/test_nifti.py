@@ -275,3 +275,29 @@ def test_sigma_per_volume_on_a_folder_of_3d_and_4d_images(tmp_path, rng):
     # The 3-D image: one σ.
     assert isinstance(by_name["t1.nii.gz"].derivation.sigma, float)
     assert by_name["t1.nii.gz"].derivation.sigma == pytest.approx(_air_sigma(t1, air), rel=0.03)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.float32, np.float64])
+@pytest.mark.parametrize(("inter", "volumes"), [(0.0, 1), (-20.0, 1), (0.0, 2)])
+def test_every_data_type_gets_the_bits_of_the_float_sequence(tmp_path, rng, dtype, inter, volumes):
+    """Stored values in, stored values out (the kernel converts): the bits of converting the file's
+    values to their magnitude, correcting it as floats and converting back in numpy."""
+    _, noisy = phantom(rng, (12.0, 20.0)[:volumes])
+    big = np.issubdtype(dtype, np.integer) and np.iinfo(dtype).max > 255
+    scale = 1.0 if big or not np.issubdtype(dtype, np.integer) else 3.0  # 8-bit types: the phantom fits them
+    stored = noisy / scale - inter / 2.0
+    if np.issubdtype(dtype, np.integer):
+        stored = np.clip(np.rint(stored), np.iinfo(dtype).min, np.iinfo(dtype).max)
+    src = save(tmp_path / "in.nii", stored, dtype, slope=2.0, inter=inter)
+    sigma = (4.0, 7.0)[:volumes]
+    r = clean_nifti(src, tmp_path / "out.nii", sigma=sigma if volumes > 1 else sigma[0], f_size=3)
+    held = stored.astype(dtype)
+    single = held.dtype.itemsize <= 2 or held.dtype == np.float32
+    magnitude = held.astype(np.float32 if single and inter == 0 else np.float64) + (inter / 2.0 if inter else 0)
+    y = nl.correct(magnitude, np.array(sigma) if volumes > 1 else sigma[0], f_size=r.result.derivation.f_size,
+                   volume_axis=3 if volumes > 1 else None).astype(np.float64) - (inter / 2.0 if inter else 0)
+    if np.issubdtype(dtype, np.integer):
+        y = np.clip(np.rint(y), np.iinfo(dtype).min, np.iinfo(dtype).max)
+    got = unscaled(r.outputs[0])
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, y.astype(dtype))

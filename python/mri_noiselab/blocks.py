@@ -43,6 +43,17 @@ class SliceBlocks(Protocol):
         ...
 
 
+@runtime_checkable
+class WholeStored(Protocol):
+    """A volume corrected whole from its stored values to stored values (a NIfTI image)."""
+
+    @property
+    def stored(self) -> np.ndarray: ...
+    def whole_rescale(self) -> dict[str, Any]:
+        """Its rescale as :func:`mri_noiselab.stored.correct_stored` takes it."""
+        ...
+
+
 def blocks(volume: SliceBlocks, voxels: int = BLOCK_VOXELS) -> list[slice]:
     """Consecutive blocks of whole slices covering the volume, each about ``voxels`` voxels."""
     n = volume.shape[0]
@@ -116,4 +127,7 @@ def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, 
     return out
 
 
-__all__ = ["BLOCK_VOXELS", "Magnitude", "SliceBlocks", "any_negative", "below_zero", "blocks", "masked_values", "stored_block"]
+__all__ = [
+    "BLOCK_VOXELS", "Magnitude", "SliceBlocks", "WholeStored", "any_negative", "below_zero", "blocks", "masked_values",
+    "stored_block",
+]

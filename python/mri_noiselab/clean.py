@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,10 +28,11 @@ from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
 from mri_noiselab.chi import median_sigma
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
-from mri_noiselab.blocks import SliceBlocks, any_negative, below_zero, blocks, masked_values, stored_block
+from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
+from mri_noiselab.stored import correct_stored
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -94,8 +95,8 @@ class CleanResult:
         Corrected stored values in the source's data type, ready to write; None
         when they are computed a block of slices at a time (``stored_block``).
     corrected : numpy.ndarray or None
-        The corrected magnitude (float, before rounding); None where the volume was
-        corrected a few slices at a time (see :mod:`mri_noiselab.blocks`).
+        The corrected magnitude (float, before rounding); None where the kernel
+        went from stored values to stored values (DICOM stacks, NIfTI images).
     estimates : tuple of SigmaEstimate
         What sigma came from: the group's estimate, one per volume with
         ``per_volume``, none when sigma was given. In the units of the group's
@@ -471,22 +472,22 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
     """Correct one volume with the sigma of its groups (given when there are none); or, streamed, say how."""
     derivation = _derivation(volume, options, groups)
     notes = [w if g.index is None else f"volume {g.index}: {w}" for g in groups for w in g.warnings]
-    run = functools.partial(correct, sigma=np.asarray(derivation.sigma), f_size=derivation.f_size, method=options.method,
-                            coils=derivation.coils, volume_axis=volume.volume_axis, num_threads=options.num_threads)
+    how: dict[str, Any] = {"sigma": np.asarray(derivation.sigma), "f_size": derivation.f_size,
+                           "method": options.method, "coils": derivation.coils, "num_threads": options.num_threads}
     estimates = tuple(g.estimate for g in groups)
     across = derivation.f_size[0] > 1
     if isinstance(volume, SliceBlocks) and (stream or not across):
         # Stored values in, stored values out, in the kernel: streamed, or block by block here;
         # a 3-D window corrects the stack whole (twice its stored bytes, no float64 copy).
-        block = functools.partial(stored_block, volume, name=_name(volume), sigma=np.asarray(derivation.sigma),
-                                  f_size=derivation.f_size, method=options.method, coils=derivation.coils,
-                                  num_threads=options.num_threads)
+        block: Callable[..., np.ndarray] = functools.partial(stored_block, volume, name=_name(volume), **how)
         if stream and not across:
             return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=block)
-        whole = [slice(None)] if across else blocks(volume)
-        stored = np.concatenate([block(b) for b in whole])
+        stored = np.concatenate([block(b) for b in ([slice(None)] if across else blocks(volume))])
         return CleanResult(stored, None, estimates, derivation, notes, mask)
-    corrected = run(volume.magnitude())
+    if isinstance(volume, WholeStored):
+        stored = correct_stored(volume.stored, volume_axis=volume.volume_axis, **how, **volume.whole_rescale())
+        return CleanResult(stored, None, estimates, derivation, notes, mask)
+    corrected = correct(volume.magnitude(), volume_axis=volume.volume_axis, **how)
     return CleanResult(volume.to_stored(corrected), corrected, estimates, derivation, notes, mask)
 
 

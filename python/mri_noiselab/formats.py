@@ -222,9 +222,10 @@ def figure_png(volume: Volume, result: CleanResult) -> bytes:
         return qc_png(before, after, None if mask is None else mask[chosen], first, derivation=result.derivation,
                       spacing=_spacing(volume))
     corrected = result.corrected
-    if corrected is None:  # corrected block by block: shown from the values written
-        assert isinstance(volume, SliceBlocks) and result.stored is not None
-        corrected = volume.magnitude_block(slice(None), result.stored)
+    if corrected is None:  # stored values to stored values: shown from the values written
+        assert isinstance(volume, (SliceBlocks, NiftiVolume)) and result.stored is not None
+        corrected = (volume.magnitude_block(slice(None), result.stored) if isinstance(volume, SliceBlocks)
+                     else volume.magnitude_of(result.stored))
     return qc_png(_planes(volume, volume.magnitude()), _planes(volume, corrected), mask, first,
                   derivation=result.derivation, spacing=_spacing(volume), directions=_directions(volume))
 

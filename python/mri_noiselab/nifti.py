@@ -165,13 +165,31 @@ class NiftiVolume:
             shared by later calls (read-only).
         """
         if self._magnitude is None:
-            exact32 = self.stored.dtype.itemsize <= 2 or self.stored.dtype == np.float32
-            out = self.stored.astype(np.float32 if exact32 and self.intercept == 0 else np.float64)
-            if self.intercept != 0:
-                out += self.intercept / self.slope
+            out = self.magnitude_of(self.stored)
             out.flags.writeable = False
             self._magnitude = out
         return self._magnitude
+
+    def magnitude_of(self, stored: np.ndarray) -> np.ndarray:
+        """:meth:`magnitude` of other stored values of this image (a corrected copy of them)."""
+        out = stored.astype(np.float32 if self._single else np.float64)
+        if self.intercept != 0:
+            out += self.intercept / self.slope
+        return out
+
+    @property
+    def _single(self) -> bool:
+        """The magnitude is float32: the data type holds in it exactly and there is no intercept."""
+        exact32 = self.stored.dtype.itemsize <= 2 or self.stored.dtype == np.float32
+        return exact32 and self.intercept == 0
+
+    def whole_rescale(self) -> dict[str, Any]:
+        """How :meth:`magnitude` and :meth:`to_stored` convert, as the arguments of
+        :func:`mri_noiselab.stored.correct_stored` (which gives the same bits)."""
+        if self._single:
+            return {"single": True}
+        shift = self.intercept / self.slope
+        return {"offset": shift, "out_offset": shift} if self.intercept != 0 else {}
 
     def to_stored(self, magnitude: np.ndarray) -> np.ndarray:
         """Convert a magnitude in the units of :meth:`magnitude` back to the file's data type.

@@ -103,7 +103,7 @@ class PixelRef:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset + start * line)
-                got = fh.readinto(memoryview(out).cast("B"))
+                got = fh.readinto(out.data.cast("B"))
         except OSError as e:
             raise DicomError(f"{self.path}: cannot read: {e}") from None
         if got != (stop - start) * line:
