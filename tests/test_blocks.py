@@ -26,7 +26,7 @@ def test_blocks_of_two_slices_give_the_whole_stacks_bits(tmp_path, monkeypatch, 
     whole = stack.to_stored(run(stack.magnitude_block(slice(None))))  # the reference: one float64 array
     monkeypatch.setattr(blocks, "blocks", functools.partial(blocks.blocks, voxels=2 * 48 * 48))
     assert len(blocks.blocks(stack)) == 4  # 2 + 2 + 2 + 1 slices
-    stored = np.concatenate([blocks.stored_block(stack, b, sigma=4.0, f_size=(1, 5, 5), method=method)
+    stored = np.concatenate([blocks.stored_block(stack, b, name="in", sigma=4.0, f_size=(1, 5, 5), method=method)
                              for b in blocks.blocks(stack)])  # stored values in and out, in the kernel
     assert stored.dtype == whole.dtype
     np.testing.assert_array_equal(stored, whole)
