@@ -475,3 +475,28 @@ def test_repeated_acquisitions_and_echo_time_spellings_split_and_merge_correctly
     ds.EchoTime = "15.0"
     ds.save_as(one[1])
     assert len(read_source(tmp_path / "t").stacks) == 1
+
+
+@pytest.mark.parametrize(("second", "warned"), [(10.0, False), (10.0 / np.sqrt(3), True)])
+def test_stacks_of_a_series_whose_noise_differs_are_warned_of(tmp_path, second, warned):
+    """A diffusion series' trace images average three directions: their noise is sqrt(3) lower
+    than that of its b = 0 images, and one pooled σ fits neither."""
+    rng = np.random.default_rng(8)
+    uids = {"SeriesInstanceUID": pydicom.uid.generate_uid(), "StudyInstanceUID": pydicom.uid.generate_uid(),
+            "FrameOfReferenceUID": pydicom.uid.generate_uid()}
+    for echo, sigma in ((1, 10.0), (2, second)):
+        _, noisy = phantom_volume(6, 48, sigma, rng)
+        write_series(tmp_path / "in", np.rint(noisy).astype(np.int16), [f"e{echo}_{k}.dcm" for k in range(6)],
+                     EchoNumbers=echo, **uids)
+    roi = lambda stack: roi_mask(["0:10,0:10"], stack.shape)  # noqa: E731
+    report = clean_source(tmp_path / "in", tmp_path / "out", background=roi)
+    assert len(report.volumes) == 2
+    notes = [w for v in report.volumes for w in v.result.warnings]
+    spread = [w for w in notes if "noise differs between the stacks" in w]
+    assert bool(spread) == warned, notes
+    if warned:
+        assert "--sigma-per-volume" in spread[0] and "e1_0.dcm" in spread[0] and "e2_0.dcm" in spread[0]
+        per_stack = clean_source(tmp_path / "in", tmp_path / "out2", background=roi, per_volume=True)
+        sigmas = sorted(v.result.derivation.sigma for v in per_stack.volumes)
+        assert sigmas == pytest.approx([second, 10.0], rel=0.1)
+        assert not any("noise differs" in w for v in per_stack.volumes for w in v.result.warnings)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -32,15 +30,11 @@ from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_ze
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
+from mri_noiselab.quality import noise_spread
 from mri_noiselab.stored import correct_stored
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-# The volumes of an image differ in noise when the sigma of the noisiest and of the quietest,
-# each measured on the same voxels, differ by more than this factor (one sigma is then over
-# 5% off in some volume) and significantly (see _volume_spread).
-_VOLUME_SPREAD = 1.10
 
 
 class Volume(Protocol):
@@ -375,6 +369,8 @@ def _group_sigmas(
                               options.coils, warn=False)
     spread = [_volume_spread(v, f.mask, estimate.coils, estimate.sigma * unit / v.unit)
               for v, f in zip(volumes, found) if f.mask is not None]
+    spread.append(_stack_spread([v for v, f in zip(volumes, found) if f.mask is not None], values, estimate.coils,
+                                estimate.sigma))
     notes = [*(n for f in found for n in f.notes), *(w for w in spread if w is not None)]
     # An automatic background has passed stricter tests of its noise than the ROI quality
     # report makes (whose advice is to pick another ROI): its own warnings stand instead.
@@ -405,30 +401,34 @@ def _volume_sigmas(
 def _volume_spread(volume: Volume, mask: np.ndarray, coils: int, sigma: float) -> str | None:
     """A warning when one ``sigma`` is used for the volumes of an image whose noise differs.
 
-    Every volume's sigma is measured on the same voxels, those of the background in any
-    volume (a search at one noise level keeps the quietest volumes' background and drops
-    the noisier ones'), by its median (:func:`mri_noiselab.chi.median_sigma`). They differ
-    when the largest and the smallest differ by over _VOLUME_SPREAD and by over z standard
-    errors of their difference: z is 4 for two volumes, widened (Bonferroni) so that T
-    volumes of one noise exceed it as rarely as two exceed 4 (p = 6.3e-5).
+    Every volume's sigma is measured by its median on the same voxels, those of the background in
+    any volume (a search at one noise level keeps the quietest volumes' background and drops the
+    noisier ones'); :func:`mri_noiselab.quality.noise_spread` decides.
     """
     axis = volume.volume_axis
     if axis is None or volume.shape[axis] < 2:
         return None
     values = np.moveaxis(volume.magnitude(), axis, 0)[:, np.any(mask, axis=axis)]  # a volume to a row, gathered once
     fits = [median_sigma(row, coils) for row in values]
-    sigmas = np.array([s for s, _ in fits])
-    low, high = int(np.argmin(sigmas)), int(np.argmax(sigmas))
-    pairs = len(sigmas) * (len(sigmas) - 1)
-    z = NormalDist().inv_cdf(1.0 - 2.0 * NormalDist().cdf(-4.0) / pairs)
-    if sigmas[low] > 0 and (sigmas[high] <= _VOLUME_SPREAD * sigmas[low]
-                            or math.log(sigmas[high] / sigmas[low]) <= z * math.sqrt(2.0) * fits[0][1]):
+    if (pair := noise_spread(fits)) is None:
         return None
+    low, high = pair
     counts = np.count_nonzero(mask, axis=tuple(d for d in range(mask.ndim) if d != axis)).tolist()
     chosen = str(counts) if len(counts) <= 8 else f"{min(counts)} to {max(counts)}"
-    return (f"the noise differs between volumes: σ {sigmas[low]:.4g} (volume {low}) to {sigmas[high]:.4g} "
+    return (f"the noise differs between volumes: σ {fits[low][0]:.4g} (volume {low}) to {fits[high][0]:.4g} "
             f"(volume {high}) on the same background voxels, background voxels per volume {chosen}; one σ "
             f"({sigma:.4g}) cannot fit them all: use --sigma-per-volume (Python: per_volume=True)")
+
+
+def _stack_spread(volumes: Sequence[Volume], values: Sequence[np.ndarray], coils: int, sigma: float) -> str | None:
+    """A warning when stacks sharing one ``sigma`` differ in noise (a series' averaged diffusion trace images
+    and its b = 0 ones): each one's sigma from the median of its own background ``values``."""
+    fits = [median_sigma(v, coils) for v in values]
+    if (pair := noise_spread(fits)) is None:
+        return None
+    low, high = pair
+    return (f"the noise differs between the stacks of the series: σ {fits[low][0]:.4g} in {volumes[low].label} to {fits[high][0]:.4g} "
+            f"in {volumes[high].label}; one σ ({sigma:.4g}) cannot fit them all: use --sigma-per-volume (Python: per_volume=True)")
 
 
 def _whole_mask(volume: Volume, parts: Sequence[Volume | _Part], found: Sequence[_Found]) -> np.ndarray | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -222,10 +224,36 @@ def roi_quality(
     )
 
 
+# Parts of one group (the volumes of a 4-D image, the stacks of a series) differ in noise when
+# the sigma of the noisiest and of the quietest differ by more than this factor (one sigma is
+# then over 5% off in some part) and significantly (see noise_spread).
+_SPREAD = 1.10
+
+
+def noise_spread(fits: Sequence[tuple[float, float]]) -> tuple[int, int] | None:
+    """The quietest and the noisiest of parts of one group whose noise differs; None when it does not.
+
+    ``fits`` are each part's ``(sigma, standard error of log sigma)`` from the median of its
+    background (:func:`mri_noiselab.chi.median_sigma`). They differ when the largest and the
+    smallest sigma differ by over 10% and by over z standard errors of their log ratio: z is 4
+    for two parts, widened (Bonferroni) so that T parts of one noise exceed it as rarely as two
+    exceed 4 (p = 6.3e-5).
+    """
+    if len(fits) < 2:
+        return None
+    sigmas = [s for s, _ in fits]
+    low, high = int(np.argmin(sigmas)), int(np.argmax(sigmas))
+    z = NormalDist().inv_cdf(1.0 - 2.0 * NormalDist().cdf(-4.0) / (len(fits) * (len(fits) - 1)))
+    if sigmas[low] > 0 and (sigmas[high] <= _SPREAD * sigmas[low]
+                            or math.log(sigmas[high] / sigmas[low]) <= z * math.hypot(fits[low][1], fits[high][1])):
+        return None
+    return low, high
+
+
 def emit_warnings(texts: tuple[str, ...], stacklevel: int = 3) -> None:
     """Issue each text as a :class:`RoiWarning`."""
     for text in texts:
         warnings.warn(text, RoiWarning, stacklevel=stacklevel)
 
 
-__all__ = ["RoiQuality", "RoiWarning", "emit_warnings", "roi_quality"]
+__all__ = ["RoiQuality", "RoiWarning", "emit_warnings", "noise_spread", "roi_quality"]
