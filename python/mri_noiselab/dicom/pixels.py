@@ -72,8 +72,9 @@ class PixelRef:
         ds.add(DataElement(_PIXEL_TAG, vr, data, is_undefined_length=self.undefined_length))
         return decode(ds, self.path)
 
-    def read_into(self, out: np.ndarray, start: int = 0) -> None:
-        """Fill ``out``, of shape ``(1, k, Columns)``, with rows ``start:start + k`` of the stored values.
+    def read_into(self, out: np.ndarray, start: int, height: int) -> None:
+        """Fill ``out``, of shape ``(1, k, columns)``, with rows ``start:start + k`` of the stored
+        values of a slice of ``height`` rows and ``columns`` columns (its stack's shape).
 
         Where the pixels lie uncompressed in the machine's byte order, only those rows' bytes
         are read, straight into ``out`` (a background ROI above the head is a tenth of each
@@ -82,18 +83,24 @@ class PixelRef:
         Raises
         ------
         DicomError
-            If the pixel data does not decode to the stack's dtype and slice shape.
+            If the pixel data does not decode to ``out``'s dtype and that shape.
         """
         native = self._native_dtype() if self.offset is not None else None
-        height, cols = int(self.pixels.Rows), int(self.pixels.Columns)
+        rows, cols = int(self.pixels.Rows), int(self.pixels.Columns)
         stop = start + out.shape[1]
+        whole = None
         if native is None or self.offset is None or native != out.dtype or not out.flags.c_contiguous:
             whole = self.decode()
-            if whole.shape != (1, height, cols) or whole.dtype != out.dtype or out.shape[2] != cols:
-                raise DicomError(f"{self.path}: pixel data decoded as {whole.dtype} {whole.shape[1:]}, "
-                                 f"unlike the {out.dtype} {(height, out.shape[2])} its header and series declare")
+            shape, dtype = whole.shape[1:], whole.dtype
+        else:
+            shape, dtype = (rows, cols), native
+        if shape != (height, out.shape[2]) or dtype != out.dtype:
+            raise DicomError(f"{self.path}: pixel data decoded as {dtype} {shape}, "
+                             f"unlike the {out.dtype} {(height, out.shape[2])} its header and series declare")
+        if whole is not None:
             out[...] = whole[:, start:stop]
             return
+        assert native is not None and self.offset is not None  # read as they lie
         line = cols * native.itemsize
         if height * line > self.length:
             raise DicomError(f"{self.path}: cannot decode the pixel data: it holds {self.length} bytes, fewer than "

@@ -141,7 +141,7 @@ class DicomStack:
             raise ValueError("rows must be a range of consecutive rows")
         out = np.empty((len(refs), max(0, stop - start), self._shape[2]), dtype=self._dtype)
         for k, ref in enumerate(refs):
-            ref.read_into(out[k : k + 1], start)
+            ref.read_into(out[k : k + 1], start, self._shape[1])
         return out
 
     @property
