@@ -27,11 +27,12 @@ import numpy.typing as npt
 from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
 from mri_noiselab.chi import median_sigma
+from mri_noiselab.correction import correct
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
 from mri_noiselab.blocks import SliceBlocks, any_negative, blocks, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
-from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
+from mri_noiselab.noise import SigmaEstimate, estimate_sigma
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -29,9 +29,9 @@ from mri_noiselab._args import (
     sigma_shape,
     window,
 )
+from mri_noiselab.correction import correct as _correct
 from mri_noiselab.errors import DASK_INSTALL
 from mri_noiselab.noise import SigmaEstimate
-from mri_noiselab.noise import correct as _correct
 
 if TYPE_CHECKING:
     import dask.array
