@@ -81,6 +81,17 @@ class SigmaEstimate:
         What the automatic background found (``mask="auto"``): its coil count,
         the regional sigma range and its warnings, which replace the ROI
         quality report's (their advice, to move a hand-drawn ROI, does not apply).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> noise = np.hypot(*rng.normal(0, 5.0, (2, 10_000)))  # Rayleigh: one coil, sigma 5
+    >>> est = nl.estimate_sigma(noise)
+    >>> round(float(est), 2), round(est.standard_error, 3), est.n, est.coils
+    (4.98, 0.025, 10000, 1)
+    >>> round(est.ratio, 2), round(est.expected_ratio, 3)  # mean / std of pure Rayleigh noise
+    (1.92, 1.913)
     """
 
     sigma: float
@@ -100,6 +111,16 @@ class SigmaEstimate:
 
     def __float__(self) -> float:
         return self.sigma
+
+    @property
+    def standard_error(self) -> float:
+        """The standard error of ``sigma``: sigma / (2 sqrt(N n efficiency)).
+
+        The Cramer-Rao bound sigma / (2 sqrt(N n)) of ``"mle"``, widened by the
+        estimator's efficiency (:func:`mri_noiselab.estimate_sigma`, Notes); large-sample
+        and for noise that is not rounded (``rounded`` fits are a little less precise).
+        """
+        return self.sigma / (2 * math.sqrt(self.coils * self.n * efficiency(self.estimator, self.coils)))
 
     @property
     def warnings(self) -> tuple[str, ...]:
