@@ -61,6 +61,19 @@ class Background:
     warnings : tuple of str
         What looks doubtful but was accepted (noise varying across the field of
         view, a coil count that differs from the one given).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 100.0  # an object in air
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))  # sigma 10
+    >>> found = nl.find_background(image)
+    >>> found.n, bool(found.mask[32:96, 32:96].any())  # the air around the object, none of the object
+    (11192, False)
+    >>> [round(s, 1) for s in found.sigma_range]  # sigma in the thirds of the image: stationary noise
+    [9.8, 10.1]
     """
 
     mask: np.ndarray = field(repr=False)
@@ -204,6 +217,16 @@ def fit_coils(values: npt.ArrayLike) -> int:
     ------
     NoBackgroundError
         If the sample has fewer than 2 values, or no N fits it (not pure noise).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> channels = rng.normal(0, 3.0, (2, 4, 20_000))  # real and imaginary parts of 4 coils' noise
+    >>> nl.fit_coils(np.sqrt((channels**2).sum(axis=(0, 1))))  # their sum of squares
+    4
+    >>> nl.fit_coils(np.hypot(*channels[:, 0]))  # one coil: Rayleigh
+    1
     """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     v = v[v != 0]
@@ -466,6 +489,22 @@ def find_background(
     ----------
     .. [1] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Magn Reson Imaging 27:1397 (2009).
     .. [2] C. G. Koay, E. Ozarslan, C. Pierpaoli, J Magn Reson 199:94 (2009).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 100.0  # an object in air
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))  # sigma 10
+    >>> found = nl.find_background(image)
+    >>> round(found.sigma, 1), found.coils, found.coils_fitted, found.warnings
+    (10.0, 1, True, ())
+    >>> cropped = image[32:96, 32:96]  # the object only: no air left
+    >>> nl.find_background(cropped, coils=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mri_noiselab.errors.NoBackgroundError: the darkest region's values are not noise with the 1 coil(s) given ...
     """
     given = None if coils is None else check_coils(coils)
     stats = _local_statistics(image, mask, f_size, volume_axis, slice_axis, threads(num_threads))
@@ -489,6 +528,20 @@ def auto_background(
 
     The parameters and exceptions are :func:`find_background`'s. Exact zeros (zero
     padding, suppressed background) and masked-out voxels are never in the mask.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 100.0  # an object in air
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))  # sigma 10
+    >>> image[:, :8] = 0  # zero padding
+    >>> air = nl.auto_background(image)
+    >>> air.dtype, bool(air[:, :8].any()), bool(air[32:96, 32:96].any())
+    (dtype('bool'), False, False)
+    >>> round(nl.estimate_sigma(image, mask=air).sigma, 1)  # the same as mask="auto"
+    10.0
     """
     found = find_background(
         image, coils, mask=mask, f_size=f_size, volume_axis=volume_axis, slice_axis=slice_axis, num_threads=num_threads

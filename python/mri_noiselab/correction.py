@@ -50,6 +50,17 @@ class CorrectionReport:
         Voxels whose A^2 estimate was negative and set to 0.
     min, max : float
         The smallest and largest input voxel.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> image = np.array([[0.5, 1.0, 2.0], [3.0, 0.0, 4.0]])
+    >>> corrected, report = nl.correct(image, 1.0, method="pointwise", return_report=True)
+    >>> report  # A^2 = M^2 - 2 sigma^2 is negative for 0.5, 1.0 and 0.0: set to 0
+    CorrectionReport(n=6, nonfinite=0, negative=0, zeros=1, clamped=3, min=0.0, max=4.0)
+    >>> np.round(corrected, 3)
+    array([[0.   , 0.   , 1.414],
+           [2.646, 0.   , 3.742]])
     """
 
     n: int

@@ -448,6 +448,21 @@ def sigma_map(
     varies slowly and smoothly (sum of squares, smooth coil sensitivities); not for
     SENSE/GRAPPA, whose g-factor peaks in the middle of the field of view where no
     background is seen, nor for backgrounds filtered, masked or clipped by the scanner.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> sigma = np.tile(np.linspace(5.0, 15.0, 128), (128, 1))  # noise rising from left to right
+    >>> truth = np.zeros((128, 128))
+    >>> truth[40:88, 40:88] = 200.0
+    >>> image = np.hypot(truth + rng.normal(0, 1, truth.shape) * sigma, rng.normal(0, 1, truth.shape) * sigma)
+    >>> air = np.ones((128, 128), dtype=bool)
+    >>> air[32:96, 32:96] = False
+    >>> noise = nl.sigma_map(image, air)
+    >>> np.round(noise[64, [16, 64, 112]], 1), np.round(sigma[64, [16, 64, 112]], 1)  # inside the object too
+    (array([ 6.2, 10.3, 14. ]), array([ 6.3, 10. , 13.8]))
+    >>> corrected = nl.correct(image, noise)  # one sigma per voxel
     """
     coils = check_coils(coils)
     n_threads = threads(num_threads)
