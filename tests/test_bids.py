@@ -314,6 +314,31 @@ def test_sigma_file_gives_each_volume_its_sigma(tmp_path, rng):
     assert json.loads(report)["outputs"][0]["sigma"] == [r["sigma"] for r in json.loads(printed)]
 
 
+
+def test_json_gives_each_sigma_its_standard_error_in_its_units(tmp_path, rng):
+    src = tmp_path / "dwi.nii.gz"
+    img = nib.Nifti1Image(np.rint(phantom(rng, DWI_SIGMAS) / 2).astype(np.int16), AFFINE)
+    img.header.set_slope_inter(2.0, 0.0)  # σ and its standard error in stored units: half the real ones
+    nib.save(img, src)
+    how = ("--roi", ROI, "--coils", "1", "--sigma-per-volume", "--json")
+    code, printed, err = run("sigma", str(src), *how)
+    assert code == 0, err
+    rows = json.loads(printed)
+    code, report, err = run("clean", str(src), "-o", str(tmp_path / "out.nii.gz"), *how)
+    assert code == 0, err
+    (row,) = json.loads(report)["outputs"]
+    # mle with one coil: the Cramer-Rao bound, σ / (2 sqrt(n)), n the ROI's non-zero voxels of each volume.
+    n = np.array([r["n"] for r in rows])
+    assert np.all((n > 400) & (n <= 10 * 12 * 4))
+    assert [r["sigma_se"] for r in rows] == pytest.approx([r["sigma"] / (2 * np.sqrt(r["n"])) for r in rows], rel=1e-12)
+    assert row["sigma"] == pytest.approx([r["sigma"] for r in rows], rel=1e-12)
+    assert 2 * np.array(row["sigma"]) == pytest.approx(DWI_SIGMAS, rel=0.1)
+    assert row["sigma_se"] == pytest.approx(np.array(row["sigma"]) / (2 * np.sqrt(n)), rel=1e-12)
+    # A σ given has no standard error.
+    code, report, err = run("clean", str(src), "-o", str(tmp_path / "o2.nii.gz"), "--sigma", "5", "--json")
+    assert code == 0, err
+    assert json.loads(report)["outputs"][0]["sigma_se"] is None
+
 @pytest.mark.parametrize(("text", "words"), [
     ("", ["holds no value"]),
     ("8 abc", ["not a list of sigma values"]),

@@ -483,6 +483,18 @@ def test_a_simpleitk_image_is_refused_instead_of_flattened(rng):
             call()
 
 
+def test_a_real_simpleitk_image_is_refused_and_its_array_corrected_in_the_axis_order_the_message_gives(rng):
+    sitk = pytest.importorskip("SimpleITK")
+    volume = _noise_volume(rng)  # (x, y, z)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(volume.transpose(2, 1, 0)))
+    assert img.GetSize() == volume.shape and np.asarray(img).shape == (volume.size,)  # numpy flattens it
+    with pytest.raises(TypeError, match=r"SimpleITK Image.*GetArrayFromImage\(img\).*\(z, y, x\): slice_axis=0"):
+        nl.correct(img, SIGMA)
+    # The array is (z, y, x): slice_axis=0 gives the in-plane window of slice_axis=2 on (x, y, z).
+    arr = sitk.GetArrayFromImage(img)
+    np.testing.assert_allclose(nl.correct(arr, SIGMA, slice_axis=0),
+                               nl.correct(volume, SIGMA, slice_axis=2).transpose(2, 1, 0), rtol=1e-12)
+
 @pytest.mark.parametrize("value", [[1.0, None, 3.0], {"voxels": [1.0, 2.0]}, object()], ids=["list with None", "dict", "object"])
 def test_an_object_numpy_holds_as_objects_is_refused_naming_its_type(value):
     for call in (lambda: nl.correct(value, SIGMA), lambda: nl.estimate_sigma(value)):

@@ -46,7 +46,8 @@ LAYERS = {
     "mri_noiselab._progress": "base", "mri_noiselab._console": "base",
     "mri_noiselab._args": "args",
     "mri_noiselab.chi": "science", "mri_noiselab.quality": "science", "mri_noiselab.background": "science",
-    "mri_noiselab._bands": "science", "mri_noiselab.noise": "science", "mri_noiselab.compat": "science",
+    "mri_noiselab._bands": "science", "mri_noiselab.noise": "science", "mri_noiselab.correction": "science",
+    "mri_noiselab.compat": "science",
     "mri_noiselab.stored": "science",
     "mri_noiselab.derivation": "record",
     "mri_noiselab.dicom.read": "io", "mri_noiselab.dicom.series": "io", "mri_noiselab.dicom.derive": "io",
@@ -323,7 +324,7 @@ def test_one_correction_report_class_that_pickles_whatever_kernels_are_loaded(tm
     for kernels in ("baseline", "auto"):
         env = dict(os.environ, MRI_NOISELAB_KERNELS=kernels)
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert proc.stdout.split() == ["mri_noiselab.noise", "CorrectionReport", "True"]
+        assert proc.stdout.split() == ["mri_noiselab.correction", "CorrectionReport", "True"]
 
 
 def test_the_kernels_own_report_prints_and_pickles():

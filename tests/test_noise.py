@@ -29,6 +29,20 @@ def test_estimators_land_within_their_statistical_error(method: str, coils: int,
     assert abs(est.ratio - ratio) < 0.05 and est.expected_ratio == pytest.approx(ratio)
 
 
+@pytest.mark.parametrize("coils", [1, 4])
+@pytest.mark.parametrize("method", ["mle", "mean", "std"])
+def test_standard_error_is_the_spread_of_sigma_over_repeated_samples(method: str, coils: int, rng: np.random.Generator) -> None:
+    # The reference is the simulation: the sd of sigma over 400 samples of 2000 values of
+    # chi noise (its own relative error 1 / sqrt(2 * 399) = 3.5%: 12% is 3.4 of those).
+    estimates = [nl.estimate_sigma(rician(np.zeros(2000), 3.0, rng, coils=coils), method, coils, warn=False)
+                 for _ in range(400)]
+    spread = float(np.std([e.sigma for e in estimates], ddof=1))
+    assert np.mean([e.standard_error for e in estimates]) == pytest.approx(spread, rel=0.12)
+    # And the closed form of the maximum-likelihood estimator, the Cramer-Rao bound.
+    if method == "mle":
+        assert all(e.standard_error == pytest.approx(e.sigma / (2 * math.sqrt(coils * 2000)), rel=1e-12) for e in estimates)
+
+
 def test_mle_is_within_one_percent_on_a_100x100_background(rng: np.random.Generator) -> None:
     bg = rician(np.zeros((100, 100)), 5.0, rng)
     assert abs(nl.estimate_sigma(bg).sigma / 5.0 - 1) < 0.01

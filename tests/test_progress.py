@@ -7,6 +7,7 @@ terminal (a stream whose ``isatty()`` is True).
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from dicom_helpers import phantom_volume, write_series
 
 import mri_noiselab.cli as cli
+from mri_noiselab.blocks import blocks
 from mri_noiselab._progress import REDRAW_SECONDS, ProgressBar, duration
 from mri_noiselab.cli import main
 
@@ -171,3 +173,14 @@ def test_duration(seconds, text):
 def test_a_bar_needs_a_total():
     with pytest.raises(ValueError, match="at least 1"):
         ProgressBar(io.StringIO(), 0)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_one_series_advances_file_by_file_not_in_one_jump(tmp_path, folder, monkeypatch, threads):
+    # Blocks of 2 slices (3 blocks), every step drawn (no throttle): the series' files are counted
+    # as their blocks are written, in this process or on 2 worker processes.
+    monkeypatch.setattr("mri_noiselab._progress.REDRAW_SECONDS", 0.0)
+    monkeypatch.setattr("mri_noiselab.stream.blocks", functools.partial(blocks, voxels=2 * 32 * 32))
+    code, _, err = run("clean", str(folder), "-o", str(tmp_path / "out"), "--sigma", "15", "--threads", threads)
+    assert code == 0, err
+    assert sorted({int(DRAWING.match(s)[1]) for s in drawings(err)}) == list(range(SLICES + 1))

@@ -1,19 +1,13 @@
 """mri-noiselab: noise level estimation and Rician bias correction for MRI magnitude images."""
 
+from mri_noiselab._args import get_num_threads, set_num_threads
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import Background, auto_background, find_background, fit_coils, sigma_map
+from mri_noiselab.background import Background, auto_background, find_background, fit_coils
 from mri_noiselab.chi import rayleigh_constants
 from mri_noiselab.compat import subtract_noise, subtract_noise_masked
+from mri_noiselab.correction import CorrectionReport, correct
 from mri_noiselab.errors import NoBackgroundError
-from mri_noiselab.noise import (
-    CorrectionReport,
-    SigmaEstimate,
-    correct,
-    estimate_sigma,
-    get_num_threads,
-    set_num_threads,
-    sigma_per_volume,
-)
+from mri_noiselab.noise import SigmaEstimate, estimate_sigma, sigma_map, sigma_per_volume
 from mri_noiselab.quality import RoiQuality, RoiWarning
 
 __version__: str = _core.__version__

@@ -1,4 +1,4 @@
-"""Automatic background selection and smooth sigma maps.
+"""Automatic background selection: the noise-only voxels of an image, or why there are none.
 
 The per-voxel work runs in the C++ core: box means of M^2 with each window's count of
 usable voxels (``_core.box_count``), the band tests and histograms on them
@@ -10,7 +10,6 @@ forms (:mod:`mri_noiselab.chi`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -20,7 +19,6 @@ import numpy.typing as npt
 from mri_noiselab._args import (
     FSize,
     as_kernel_array,
-    check_axis,
     check_coils,
     check_image,
     check_mask,
@@ -32,7 +30,7 @@ from mri_noiselab._bands import (
     COLLECT, CountTables, LogHistogram, add_part, band, bin_width, noise_mode, outer_share, thirds,
 )
 from mri_noiselab._kernels import _core
-from mri_noiselab.chi import ROUNDED_BELOW, expected_ratio, mle_sigma, mle_variance
+from mri_noiselab.chi import ROUNDED_BELOW, expected_ratio, mle_sigma
 from mri_noiselab.errors import NoBackgroundError
 
 # Local windows whose statistic lies beyond this many standard deviations of the
@@ -63,6 +61,19 @@ class Background:
     warnings : tuple of str
         What looks doubtful but was accepted (noise varying across the field of
         view, a coil count that differs from the one given).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 100.0  # an object in air
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))  # sigma 10
+    >>> found = nl.find_background(image)
+    >>> found.n, bool(found.mask[32:96, 32:96].any())  # the air around the object, none of the object
+    (11192, False)
+    >>> [round(s, 1) for s in found.sigma_range]  # sigma in the thirds of the image: stationary noise
+    [9.8, 10.1]
     """
 
     mask: np.ndarray = field(repr=False)
@@ -95,13 +106,12 @@ _BORDER_DENSITY = 1.25
 _ASK = "select a region of pure noise (roi=..., --roi) or give sigma (--sigma) from a noise scan"
 
 
-def _image_and_valid(image: npt.ArrayLike, mask: npt.ArrayLike | None, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """The image as the kernels take it, and its usable voxels: non-zero and in ``mask``."""
+def image_and_valid(image: npt.ArrayLike, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image as the kernels take it, and its usable (non-zero) voxels; raises as the search does."""
     arr = check_image(as_kernel_array(image, "image"))
-    user = None if mask is None else check_mask(mask, arr.shape)
-    stats = _core.sample_stats(arr, None if user is None else user.view(np.uint8), True, n_threads)
+    stats = _core.sample_stats(arr, None, True, n_threads)
     _check_values(stats.nonfinite, stats.negative)
-    return arr, _usable(arr, user)
+    return arr, _usable(arr, None)
 
 
 def _check_values(nonfinite: int, negative: int) -> None:
@@ -118,12 +128,6 @@ def _usable(arr: np.ndarray, user: np.ndarray | None) -> np.ndarray:
     if not valid.any():
         raise ValueError("image has no non-zero voxels (inside the mask): there is no noise to measure")
     return valid
-
-
-def _box_mean(x: np.ndarray, sizes: tuple[int, ...], mask: np.ndarray | None, n_threads: int) -> np.ndarray:
-    """Box mean of x^2 (masked: over in-mask voxels only), from the C++ kernel."""
-    m2, _ = _core.box_moments(x, list(sizes), False, None if mask is None else mask.view(np.uint8), n_threads)
-    return m2
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,16 @@ def fit_coils(values: npt.ArrayLike) -> int:
     ------
     NoBackgroundError
         If the sample has fewer than 2 values, or no N fits it (not pure noise).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> channels = rng.normal(0, 3.0, (2, 4, 20_000))  # real and imaginary parts of 4 coils' noise
+    >>> nl.fit_coils(np.sqrt((channels**2).sum(axis=(0, 1))))  # their sum of squares
+    4
+    >>> nl.fit_coils(np.hypot(*channels[:, 0]))  # one coil: Rayleigh
+    1
     """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if not np.all(v):  # a sample without zeros (estimate_sigma's) is not copied
@@ -476,6 +490,22 @@ def find_background(
     ----------
     .. [1] S. Aja-Fernandez, A. Tristan-Vega, C. Alberola-Lopez, Magn Reson Imaging 27:1397 (2009).
     .. [2] C. G. Koay, E. Ozarslan, C. Pierpaoli, J Magn Reson 199:94 (2009).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 100.0  # an object in air
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))  # sigma 10
+    >>> found = nl.find_background(image)
+    >>> round(found.sigma, 1), found.coils, found.coils_fitted, found.warnings
+    (10.0, 1, True, ())
+    >>> cropped = image[32:96, 32:96]  # the object only: no air left
+    >>> nl.find_background(cropped, coils=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mri_noiselab.errors.NoBackgroundError: the darkest region's values are not noise with the 1 coil(s) given ...
     """
     given = None if coils is None else check_coils(coils)
     stats = _local_statistics(image, mask, f_size, volume_axis, slice_axis, threads(num_threads))
@@ -499,6 +529,20 @@ def auto_background(
 
     The parameters and exceptions are :func:`find_background`'s. Exact zeros (zero
     padding, suppressed background) and masked-out voxels are never in the mask.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 100.0  # an object in air
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))  # sigma 10
+    >>> image[:, :8] = 0  # zero padding
+    >>> air = nl.auto_background(image)
+    >>> air.dtype, bool(air[:, :8].any()), bool(air[32:96, 32:96].any())
+    (dtype('bool'), False, False)
+    >>> round(nl.estimate_sigma(image, mask=air).sigma, 1)  # the same as mask="auto"
+    10.0
     """
     found = find_background(
         image, coils, mask=mask, f_size=f_size, volume_axis=volume_axis, slice_axis=slice_axis, num_threads=num_threads
@@ -506,85 +550,4 @@ def auto_background(
     return found.mask
 
 
-def sigma_map(
-    image: npt.ArrayLike,
-    background: npt.ArrayLike,
-    coils: int = 1,
-    *,
-    f_size: FSize = 31,
-    min_count: int = 100,
-    volume_axis: int | None = None,
-    slice_axis: int | None = None,
-    num_threads: int | None = None,
-) -> np.ndarray:
-    """A smooth per-voxel noise map sigma(x) interpolated from background voxels.
-
-    Parameters
-    ----------
-    image : array_like
-        Magnitude image, 1-D to 4-D (one map per volume, never mixing volumes).
-    background : array_like of bool
-        Noise-only voxels, e.g. from :func:`auto_background`. Exact zeros are ignored.
-    coils : int
-        Receiver coils combined by sum of squares.
-    f_size : int or tuple of int
-        Smoothing window (31; an int as in :func:`mri_noiselab.correct`): larger is
-        smoother and more precise but follows slower variations only.
-    min_count : int
-        Background voxels a window needs for a local value; where it has fewer, a
-        window twice as large (and so on, up to the whole volume) is used.
-    volume_axis, slice_axis, num_threads
-        As in :func:`mri_noiselab.correct`.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64 sigma, same shape as ``image``; pass it to :func:`mri_noiselab.correct`.
-
-    Raises
-    ------
-    ValueError
-        If the mask shape differs, or a volume has fewer than ``min_count`` background voxels.
-
-    Notes
-    -----
-    sigma^2(x) = <M^2>_bg(x) / (2 N), <.>_bg the box mean over background voxels only
-    divided by their count, smoothed once more so that the seams between window scales
-    vanish. Valid in and near the background, and inside the object only when the noise
-    varies slowly and smoothly (sum of squares, smooth coil sensitivities); not for
-    SENSE/GRAPPA, whose g-factor peaks in the middle of the field of view where no
-    background is seen, nor for backgrounds filtered, masked or clipped by the scanner.
-    """
-    coils = check_coils(coils)
-    n_threads = threads(num_threads)
-    arr, valid = _image_and_valid(image, None, n_threads)
-    bg = check_mask(background, arr.shape, "image").astype(bool) & valid
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be a positive int, got {min_count!r}")
-    volumes = default_volume_axis(arr.ndim, volume_axis)
-    sizes = window(f_size, arr.shape, volume_axis=volumes, slice_axis=check_axis(slice_axis, arr.ndim, "slice_axis"))
-    per_volume = np.moveaxis(bg, volumes, -1).reshape(-1, arr.shape[volumes]).sum(axis=0) if volumes is not None else np.array([bg.sum()])
-    if np.any(per_volume < min_count):
-        raise ValueError(
-            f"a volume has only {int(per_volume.min())} background voxels (< min_count={min_count}): "
-            "too few for a sigma map; select a larger background or lower min_count"
-        )
-    sigma2 = np.full(arr.shape, np.nan)
-    bg_f = bg.astype(np.float32)
-    w = list(sizes)
-    while True:
-        local = _box_mean(arr, tuple(w), bg, n_threads)
-        count = _box_mean(bg_f, tuple(w), None, n_threads) * float(np.prod(w))
-        todo = np.isnan(sigma2) & (count >= min_count)
-        sigma2[todo] = mle_variance(local[todo], coils)
-        if not np.isnan(sigma2).any():
-            break
-        # Windows at least as long as the axis see every background voxel of the volume
-        # (reflection repeats them evenly), so doubling ends with full coverage.
-        w = [min(2 * s, 2 * arr.shape[d]) if d != volumes else s for d, s in enumerate(w)]
-    # box_moments averages squares: feeding sqrt(sigma^2) gives the box mean of sigma^2.
-    smooth = _box_mean(np.sqrt(sigma2), sizes, None, n_threads)
-    return np.asarray(np.sqrt(smooth))
-
-
-__all__ = ["Background", "auto_background", "find_background", "fit_coils", "sigma_map"]
+__all__ = ["Background", "auto_background", "find_background", "fit_coils"]

@@ -490,6 +490,14 @@ def rayleigh_constants(coils: int = 1) -> tuple[float, float, float]:
 
     E[M] = beta_N sigma, std(M) = factor sigma, and their ratio, which is 1.913
     for pure Rayleigh noise (N = 1).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> [round(c, 4) for c in nl.rayleigh_constants()]  # sqrt(pi/2), sqrt(2 - pi/2), their ratio
+    [1.2533, 0.6551, 1.9131]
+    >>> [round(c, 4) for c in nl.rayleigh_constants(coils=4)]
+    [2.7416, 0.6953, 3.9429]
     """
     coils = check_coils(coils)
     return float(_core.chi_beta(coils)), float(_core.chi_std_factor(coils)), float(_core.chi_mean_std_ratio(coils))

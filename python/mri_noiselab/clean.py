@@ -25,11 +25,12 @@ import numpy.typing as npt
 from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
 from mri_noiselab.chi import median_sigma
+from mri_noiselab.correction import correct
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
 from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
-from mri_noiselab.noise import SigmaEstimate, correct, estimate_sigma
+from mri_noiselab.noise import SigmaEstimate, estimate_sigma
 from mri_noiselab.quality import noise_spread
 from mri_noiselab.stored import correct_stored
 
@@ -363,14 +364,12 @@ def _group_sigmas(
     found = _backgrounds(volumes, background, options.coils, pooled=True)
     unit = volumes[0].unit
     # x * 1.0 is x: a stack in the first one's units is not copied (a long series' sample is large).
-    values = [_values(v, f.mask) if v.unit == unit else _values(v, f.mask) * (v.unit / unit)
-              for v, f in zip(volumes, found) if f.mask is not None]
+    measured = [(v, f.mask) for v, f in zip(volumes, found) if f.mask is not None]
+    values = [_values(v, m) if v.unit == unit else _values(v, m) * (v.unit / unit) for v, m in measured]
     estimate = estimate_sigma(values[0] if len(values) == 1 else np.concatenate(values), options.estimator,
                               options.coils, warn=False)
-    spread = [_volume_spread(v, f.mask, estimate.coils, estimate.sigma * unit / v.unit)
-              for v, f in zip(volumes, found) if f.mask is not None]
-    spread.append(_stack_spread([v for v, f in zip(volumes, found) if f.mask is not None], values, estimate.coils,
-                                estimate.sigma))
+    spread = [*(_volume_spread(v, m, estimate.coils, estimate.sigma * unit / v.unit) for v, m in measured),
+              _stack_spread([v for v, _ in measured], values, estimate.coils, estimate.sigma)]
     notes = [*(n for f in found for n in f.notes), *(w for w in spread if w is not None)]
     # An automatic background has passed stricter tests of its noise than the ROI quality
     # report makes (whose advice is to pick another ROI): its own warnings stand instead.

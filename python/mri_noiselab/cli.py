@@ -30,7 +30,6 @@ from mri_noiselab._console import Console, Terminated, sigterm_interrupts
 from mri_noiselab._files import DEFAULT_MAX_IMAGE_BYTES, size_text
 from mri_noiselab._kernels import _core
 from mri_noiselab._progress import ProgressBar
-from mri_noiselab.chi import efficiency
 from mri_noiselab.clean import BackgroundSpec, CleanOptions, CleanResult, SigmaGroup, Volume
 from mri_noiselab.demo import run_example
 from mri_noiselab.dicom.series import Skip
@@ -375,11 +374,10 @@ def _clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _sigma_se(result: CleanResult) -> float | list[float] | None:
-    """The standard error of each σ the volume records, for its coil count: relative 1 / (2 sqrt(N n efficiency))
-    (:func:`mri_noiselab.estimate_sigma`, Notes); None when σ was given."""
+    """The standard error of each σ the volume records (:attr:`SigmaEstimate.standard_error`), in this volume's
+    units as its σ is; None when σ was given."""
     sigma = result.derivation.sigma
-    se = [s / (2 * math.sqrt(e.coils * e.n * efficiency(e.estimator, e.coils)))
-          for s, e in zip(sigma if isinstance(sigma, tuple) else (sigma,), result.estimates)]
+    se = [s * e.standard_error / e.sigma for s, e in zip(sigma if isinstance(sigma, tuple) else (sigma,), result.estimates)]
     return None if not se else se if isinstance(sigma, tuple) else se[0]
 
 
@@ -430,6 +428,7 @@ def _row(group: SigmaGroup, args: argparse.Namespace) -> dict[str, Any]:
         "source": [str(p) for p in group.paths],
         **({"shape": list(group.volumes[0].shape)} if len(group.volumes) == 1 else {}),
         "sigma": e.sigma,
+        "sigma_se": e.standard_error,
         "estimator": e.estimator,
         "coils": e.coils,
         "coils_fitted": args.coils is None,

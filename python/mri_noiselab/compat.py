@@ -16,7 +16,7 @@ import numpy.typing as npt
 from mri_noiselab._kernels import _core
 from mri_noiselab._args import as_kernel_array, sample_view, squeeze_to_kernel, threads, window_sizes
 
-# The seed's constants, kept for compatibility: 1.91 ~ sqrt(pi/(4-pi)) = 1.9131 and
+# mri-noiselab 0.1's constants, kept for compatibility: 1.91 ~ sqrt(pi/(4-pi)) = 1.9131 and
 # 0.655 ~ sqrt(2 - pi/2) = 0.6551 (estimate_sigma uses the exact values).
 _RAYLEIGH_MEAN_STD_RATIO = 1.91
 _RAYLEIGH_SIGMA_FACTOR = 0.655
@@ -162,7 +162,7 @@ def subtract_noise(
         if bg_error is None and st.std == 0:
             bg_error = ValueError("Unable to estimate noise from background (std = 0).")
     if img.size == 0 or bg_error is not None:
-        # The seed reports image problems first: check the image before failing.
+        # mri-noiselab 0.1 reports image problems first: check the image before failing.
         raise _validate(img, "image", n_threads) or bg_error  # type: ignore[misc]
 
     kernel_img, kernel_window = squeeze_to_kernel(img, window)

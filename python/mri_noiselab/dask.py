@@ -29,9 +29,9 @@ from mri_noiselab._args import (
     sigma_shape,
     window,
 )
+from mri_noiselab.correction import correct as _correct
 from mri_noiselab.errors import DASK_INSTALL
 from mri_noiselab.noise import SigmaEstimate
-from mri_noiselab.noise import correct as _correct
 
 if TYPE_CHECKING:
     import dask.array
@@ -146,6 +146,21 @@ def correct(
     result equals :func:`mri_noiselab.correct` bit for bit for ``"pointwise"``,
     and for ``"moments"`` on integer-valued data; otherwise the running sums
     start at another voxel in each block and may differ in the last bit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mri_noiselab as nl
+    >>> import mri_noiselab.dask as nld
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((64, 64, 32))
+    >>> truth[16:48, 16:48] = 100.0
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape)).astype(np.float32)
+    >>> lazy = nld.correct(image, 10.0, chunks=(32, 32, 32))  # e.g. np.load(path, mmap_mode="r")
+    >>> lazy.numblocks, lazy.dtype
+    ((2, 2, 1), dtype('float32'))
+    >>> bool(np.allclose(lazy.compute(), nl.correct(image, 10.0), rtol=1e-6))
+    True
     """
     da = _dask_array()
     method = check_method(method)

@@ -21,7 +21,19 @@ PLOT_INSTALL = 'pip install "mri-noiselab[plot]"'
 
 class NoBackgroundError(ValueError):
     """No usable noise-bearing background: empty, all exact zeros, one value repeated,
-    too few values for sigma to +-10%, or nothing that looks like noise."""
+    too few values for sigma to +-10%, or nothing that looks like noise.
+
+    The message says why, and what to give instead (a region of pure noise, or sigma).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> try:
+    ...     nl.estimate_sigma([7.0] * 100)  # a background the scanner replaced by one value
+    ... except nl.NoBackgroundError as error:
+    ...     print(str(error).split(":")[0])
+    the background holds one value (7, 100 times; std = 0)
+    """
 
 
 class DicomError(ValueError):

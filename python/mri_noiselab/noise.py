@@ -1,14 +1,15 @@
-"""Noise level estimation and bias correction: the API for new code.
+"""The noise level sigma: from a background sample or a whole image, per volume, or as a smooth map.
 
-The formulas are in the C++ core (``cpp/include/noiselab``); this module checks
-arguments, converts arrays and turns the core's reports into exceptions.
+The sums are in the C++ core (``cpp/include/noiselab``); this module checks
+arguments, converts arrays and turns the core's reports into exceptions. The
+correction that uses sigma is :mod:`mri_noiselab.correction`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -16,26 +17,19 @@ import numpy.typing as npt
 from mri_noiselab._args import (
     Estimator,
     FSize,
-    Method,
     as_kernel_array,
     check_axis,
     check_coils,
     check_estimator,
-    check_image,
     check_mask,
-    check_method,
-    check_sigma_values,
     default_volume_axis,
-    get_num_threads,
     sample_view,
-    set_num_threads,
-    sigma_shape,
     threads,
     window,
 )
 from mri_noiselab._kernels import _core
-from mri_noiselab.background import Background, find_background, fit_coils
-from mri_noiselab.chi import efficiency, expected_ratio, is_rounded, mle_sigma, rayleigh_constants, rounded_sigma
+from mri_noiselab.background import Background, find_background, fit_coils, image_and_valid
+from mri_noiselab.chi import efficiency, expected_ratio, is_rounded, mle_sigma, mle_variance, rounded_sigma
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.quality import RoiQuality, emit_warnings, roi_quality
 
@@ -87,6 +81,17 @@ class SigmaEstimate:
         What the automatic background found (``mask="auto"``): its coil count,
         the regional sigma range and its warnings, which replace the ROI
         quality report's (their advice, to move a hand-drawn ROI, does not apply).
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> noise = np.hypot(*rng.normal(0, 5.0, (2, 10_000)))  # Rayleigh: one coil, sigma 5
+    >>> est = nl.estimate_sigma(noise)
+    >>> round(float(est), 2), round(est.standard_error, 3), est.n, est.coils
+    (4.98, 0.025, 10000, 1)
+    >>> round(est.ratio, 2), round(est.expected_ratio, 3)  # mean / std of pure Rayleigh noise
+    (1.92, 1.913)
     """
 
     sigma: float
@@ -108,39 +113,21 @@ class SigmaEstimate:
         return self.sigma
 
     @property
+    def standard_error(self) -> float:
+        """The standard error of ``sigma``: sigma / (2 sqrt(N n efficiency)).
+
+        The Cramer-Rao bound sigma / (2 sqrt(N n)) of ``"mle"``, widened by the
+        estimator's efficiency (:func:`mri_noiselab.estimate_sigma`, Notes); large-sample
+        and for noise that is not rounded (``rounded`` fits are a little less precise).
+        """
+        return self.sigma / (2 * math.sqrt(self.coils * self.n * efficiency(self.estimator, self.coils)))
+
+    @property
     def warnings(self) -> tuple[str, ...]:
         """What looks wrong with the background, in words a user can act on."""
         if self.background is not None:
             return self.background.warnings
         return self.quality.warnings if self.quality is not None else ()
-
-
-@dataclass(frozen=True)
-class CorrectionReport:
-    """What the correction kernel saw while it ran (``correct(..., return_report=True)``).
-
-    The same class whatever kernel build (portable or x86-64-v3) is loaded; it
-    pickles and compares by value.
-
-    Attributes
-    ----------
-    n : int
-        Voxels corrected (in the mask, if any).
-    nonfinite, negative, zeros : int
-        Input voxels that are NaN or infinite, negative, and exactly 0.
-    clamped : int
-        Voxels whose A^2 estimate was negative and set to 0.
-    min, max : float
-        The smallest and largest input voxel.
-    """
-
-    n: int
-    nonfinite: int
-    negative: int
-    zeros: int
-    clamped: int
-    min: float
-    max: float
 
 
 def _sample(
@@ -407,186 +394,106 @@ def _volume_masks(mask: npt.ArrayLike, shape: tuple[int, ...], axis: int) -> np.
     raise ValueError(f"mask shape {m.shape} fits neither the image {shape} nor one volume {one}")
 
 
-def _sigma_argument(
-    sigma: float | SigmaEstimate | npt.ArrayLike, shape: tuple[int, ...], coils: int, volume_axis: int | None
-) -> tuple[float, np.ndarray | None]:
-    """A scalar sigma, or a float64 map broadcast to ``shape`` (per volume or per voxel)."""
-    if isinstance(sigma, SigmaEstimate):
-        sigma = sigma.sigma
-    arr = check_sigma_values(np.asarray(sigma, dtype=np.float64))
-    # The bias 2 N sigma^2 must be a finite double (an infinite one turns A^2 into NaN).
-    if arr.size and float(arr.max()) > math.sqrt(np.finfo(np.float64).max / (2 * coils)):
-        raise ValueError(
-            f"sigma = {float(arr.max()):.3g} is too large: 2 N sigma^2 overflows double precision; "
-            "give sigma in the image's units"
-        )
-    if arr.ndim == 0:
-        return float(arr), None
-    return 0.0, np.broadcast_to(arr.reshape(sigma_shape(arr.shape, shape, volume_axis)), shape)
+def _box_mean(x: np.ndarray, sizes: tuple[int, ...], mask: np.ndarray | None, n_threads: int) -> np.ndarray:
+    """Box mean of x^2 (masked: over in-mask voxels only), from the C++ kernel."""
+    m2, _ = _core.box_moments(x, list(sizes), False, None if mask is None else mask.view(np.uint8), n_threads)
+    return m2
 
 
-@overload
-def correct(
+def sigma_map(
     image: npt.ArrayLike,
-    sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: FSize | None = None,
-    method: Method = "lmmse",
+    background: npt.ArrayLike,
     coils: int = 1,
     *,
-    mask: npt.ArrayLike | None = None,
+    f_size: FSize = 31,
+    min_count: int = 100,
     volume_axis: int | None = None,
     slice_axis: int | None = None,
     num_threads: int | None = None,
-    return_report: Literal[False] = False,
-) -> np.ndarray: ...
-
-
-@overload
-def correct(
-    image: npt.ArrayLike,
-    sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: FSize | None = None,
-    method: Method = "lmmse",
-    coils: int = 1,
-    *,
-    mask: npt.ArrayLike | None = None,
-    volume_axis: int | None = None,
-    slice_axis: int | None = None,
-    num_threads: int | None = None,
-    return_report: Literal[True],
-) -> tuple[np.ndarray, CorrectionReport]: ...
-
-
-def correct(
-    image: npt.ArrayLike,
-    sigma: float | SigmaEstimate | npt.ArrayLike,
-    f_size: FSize | None = None,
-    method: Method = "lmmse",
-    coils: int = 1,
-    *,
-    mask: npt.ArrayLike | None = None,
-    volume_axis: int | None = None,
-    slice_axis: int | None = None,
-    num_threads: int | None = None,
-    return_report: bool = False,
-) -> np.ndarray | tuple[np.ndarray, CorrectionReport]:
-    """Remove the Rician (noncentral chi) noise bias from a magnitude image.
+) -> np.ndarray:
+    """A smooth per-voxel noise map sigma(x) interpolated from background voxels.
 
     Parameters
     ----------
     image : array_like
-        Magnitude image, 1-D to 4-D, finite and non-negative. float64 stays
-        float64; other real types are computed and returned as float32.
-    sigma : float, SigmaEstimate or array_like
-        Noise level: one value, one per volume (a 1-D array along
-        ``volume_axis``), or one per voxel (the image's shape).
-    f_size : int or tuple of int, optional
-        Window. An int is that size on every axis except the volume axis, the
-        slice axis and axes of length 1, so volumes are never averaged together.
-        The default is 9 (9 x 9 on a 2-D image, 9 x 9 x 9 on a 3-D volume),
-        widened for many coils until the window holds 4 (N + 1) voxels (13 x 13
-        on a 2-D image at 32 coils). A tuple gives one size per axis.
-    method : {"lmmse", "moments", "pointwise"}
-        ``"lmmse"`` (the default): Aja-Fernandez et al. 2008, which keeps the
-        voxel's own value where the window holds an edge, with a bias-corrected
-        square root. ``"moments"``:
-        A^2 = <M^2> - 2 N sigma^2, a box blur of M^2. ``"pointwise"``: the same
-        with no window (power subtraction).
+        Magnitude image, 1-D to 4-D (one map per volume, never mixing volumes).
+    background : array_like of bool
+        Noise-only voxels, e.g. from :func:`auto_background`. Exact zeros are ignored.
     coils : int
         Receiver coils combined by sum of squares.
-    mask : array_like of bool, optional
-        Only voxels inside the mask enter the local moments and are corrected;
-        the others are returned unchanged.
-    volume_axis : int, optional
-        The axis that holds volumes (time points, directions, echoes): the
-        last axis of a 4-D image by default, none otherwise. Give 0 for a
-        ``(t, z, y, x)`` array from SimpleITK or pydicom.
-    slice_axis : int, optional
-        An axis an int ``f_size`` leaves alone: slices thicker than pixels, as
-        the DICOM and NIfTI workflows declare them (``slice_axis=0`` on a DICOM
-        stack or a SimpleITK ``(z, y, x)`` array gives their in-plane window,
-        ``slice_axis=2`` on a nibabel ``(x, y, z)`` array).
-    num_threads : int, optional
-        Threads for this call; see :func:`mri_noiselab.set_num_threads`.
-    return_report : bool
-        Also return the kernel's :class:`CorrectionReport`.
+    f_size : int or tuple of int
+        Smoothing window (31; an int as in :func:`mri_noiselab.correct`): larger is
+        smoother and more precise but follows slower variations only.
+    min_count : int
+        Background voxels a window needs for a local value; where it has fewer, a
+        window twice as large (and so on, up to the whole volume) is used.
+    volume_axis, slice_axis, num_threads
+        As in :func:`mri_noiselab.correct`.
 
     Returns
     -------
-    numpy.ndarray or (numpy.ndarray, CorrectionReport)
-        The corrected magnitude, same shape as ``image``.
+    numpy.ndarray
+        float64 sigma, same shape as ``image``; pass it to :func:`mri_noiselab.correct`.
 
     Raises
     ------
     ValueError
-        For NaN/inf or negative voxels, bad sigma, f_size, coils, method or axes.
-    TypeError
-        For non-real dtypes or an f_size that is not an int or tuple of ints.
+        If the mask shape differs, or a volume has fewer than ``min_count`` background voxels.
 
     Notes
     -----
-    With box means <.> over the window (scipy's ``mode="reflect"``), ``"moments"``
-    computes A = sqrt(max(<M^2> - 2 N sigma^2, 0)) [1]_ and ``"lmmse"`` adds
-    K (M^2 - <M^2>), K = 1 - 4 sigma^2 (<M^2> - N sigma^2) / (<M^4> - <M^2>^2)
-    clamped to [0, 1] [2]_; its root is Re sqrt(A^2 + i s/2) with s^2 the
-    variance of the A^2 estimate, which removes the low bias of sqrt(max(A^2, 0))
-    at low SNR (up to 0.1 sigma at SNR 1 with many coils) and needs no clamp.
-    The default was chosen by ``benchmarks/accuracy.py --part default`` (README,
-    "Which method and window should I use?").
-
-    References
-    ----------
-    .. [1] H. Gudbjartsson, S. Patz, Magn Reson Med 34:910 (1995).
-    .. [2] S. Aja-Fernandez, C. Alberola-Lopez, C.-F. Westin, IEEE TIP 17:1383 (2008).
+    sigma^2(x) = <M^2>_bg(x) / (2 N), <.>_bg the box mean over background voxels only
+    divided by their count, smoothed once more so that the seams between window scales
+    vanish. Valid in and near the background, and inside the object only when the noise
+    varies slowly and smoothly (sum of squares, smooth coil sensitivities); not for
+    SENSE/GRAPPA, whose g-factor peaks in the middle of the field of view where no
+    background is seen, nor for backgrounds filtered, masked or clipped by the scanner.
 
     Examples
     --------
     >>> import mri_noiselab as nl
     >>> rng = np.random.default_rng(0)
-    >>> truth = np.full((128, 128), 20.0)  # a flat region at SNR 2
-    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))
-    >>> round(float(image.mean()), 1), round(float(nl.correct(image, 10.0).mean()), 1)
-    (22.8, 20.0)
+    >>> sigma = np.tile(np.linspace(5.0, 15.0, 128), (128, 1))  # noise rising from left to right
+    >>> truth = np.zeros((128, 128))
+    >>> truth[40:88, 40:88] = 200.0
+    >>> image = np.hypot(truth + rng.normal(0, 1, truth.shape) * sigma, rng.normal(0, 1, truth.shape) * sigma)
+    >>> air = np.ones((128, 128), dtype=bool)
+    >>> air[32:96, 32:96] = False
+    >>> noise = nl.sigma_map(image, air)
+    >>> np.round(noise[64, [16, 64, 112]], 1), np.round(sigma[64, [16, 64, 112]], 1)  # inside the object too
+    (array([ 6.2, 10.3, 14. ]), array([ 6.3, 10. , 13.8]))
+    >>> corrected = nl.correct(image, noise)  # one sigma per voxel
     """
-    method = check_method(method)
     coils = check_coils(coils)
-    arr = check_image(as_kernel_array(image, "image"))
+    n_threads = threads(num_threads)
+    arr, valid = image_and_valid(image, n_threads)
+    bg = check_mask(background, arr.shape, "image").astype(bool) & valid
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be a positive int, got {min_count!r}")
     volumes = default_volume_axis(arr.ndim, volume_axis)
-    slices = check_axis(slice_axis, arr.ndim, "slice_axis")
-    sizes = window(1 if method == "pointwise" else f_size, arr.shape, volume_axis=volumes, slice_axis=slices, coils=coils)
-    scalar, sigma_map = _sigma_argument(sigma, arr.shape, coils, volumes)
-    mask_arr = None if mask is None else check_mask(mask, arr.shape).view(np.uint8)
-    kernel: Literal["moments", "lmmse"] = "lmmse" if method == "lmmse" else "moments"
-    out, rep = _core.correct(arr, scalar, list(sizes), kernel, coils, mask_arr, sigma_map, threads(num_threads))
-    report = _check_report(rep, kernel, "image")
-    out = out.reshape(np.shape(image))
-    return (out, report) if return_report else out
-
-
-def _check_report(rep: Any, kernel: Literal["moments", "lmmse"], what: str) -> CorrectionReport:
-    """The kernel's report of a correction; raises for values it cannot have corrected (``what`` names them: "image")."""
-    if rep.nonfinite:
-        raise ValueError(f"{what} contains NaN or infinite values: mask them out (mask=...) before correcting")
-    if rep.negative:
-        raise ValueError(f"Found negative values in the {what}: magnitude data cannot be negative")
-    power = 4 if kernel == "lmmse" else 2
-    if float(rep.max) > np.finfo(np.float64).max ** (1 / power):
+    sizes = window(f_size, arr.shape, volume_axis=volumes, slice_axis=check_axis(slice_axis, arr.ndim, "slice_axis"))
+    per_volume = np.moveaxis(bg, volumes, -1).reshape(-1, arr.shape[volumes]).sum(axis=0) if volumes is not None else np.array([bg.sum()])
+    if np.any(per_volume < min_count):
         raise ValueError(
-            f"{what} values up to {rep.max:.3g} overflow float64 once raised to the power "
-            f"{power}: scale the image down (and sigma with it)"
+            f"a volume has only {int(per_volume.min())} background voxels (< min_count={min_count}): "
+            "too few for a sigma map; select a larger background or lower min_count"
         )
-    return CorrectionReport(int(rep.n), int(rep.nonfinite), int(rep.negative), int(rep.zeros), int(rep.clamped),
-                            float(rep.min), float(rep.max))
+    sigma2 = np.full(arr.shape, np.nan)
+    bg_f = bg.astype(np.float32)
+    w = list(sizes)
+    while True:
+        local = _box_mean(arr, tuple(w), bg, n_threads)
+        count = _box_mean(bg_f, tuple(w), None, n_threads) * float(np.prod(w))
+        todo = np.isnan(sigma2) & (count >= min_count)
+        sigma2[todo] = mle_variance(local[todo], coils)
+        if not np.isnan(sigma2).any():
+            break
+        # Windows at least as long as the axis see every background voxel of the volume
+        # (reflection repeats them evenly), so doubling ends with full coverage.
+        w = [min(2 * s, 2 * arr.shape[d]) if d != volumes else s for d, s in enumerate(w)]
+    # box_moments averages squares: feeding sqrt(sigma^2) gives the box mean of sigma^2.
+    smooth = _box_mean(np.sqrt(sigma2), sizes, None, n_threads)
+    return np.asarray(np.sqrt(smooth))
 
 
-__all__ = [
-    "CorrectionReport",
-    "NoBackgroundError",
-    "SigmaEstimate",
-    "correct",
-    "estimate_sigma",
-    "get_num_threads",
-    "rayleigh_constants",
-    "set_num_threads",
-    "sigma_per_volume",
-]
+__all__ = ["SigmaEstimate", "estimate_sigma", "sigma_map", "sigma_per_volume"]

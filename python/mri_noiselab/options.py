@@ -58,6 +58,21 @@ class CleanOptions:
         DICOM: also correct derived images, maps, projections and localizers.
     num_threads : int, optional
         Kernel threads (default: all cores; per worker with a Dask cluster).
+
+    Examples
+    --------
+    >>> from mri_noiselab.clean import CleanOptions
+    >>> options = CleanOptions(method="moments", f_size=[7, 7], coils=4)  # checked when made
+    >>> options.method, options.f_size, options.sigma
+    ('moments', (7, 7), None)
+    >>> CleanOptions(sigma=[8, 16, 24]).sigma  # one per volume of a 4-D image
+    (8.0, 16.0, 24.0)
+    >>> CleanOptions(method="nlm")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown correction 'nlm': choose one of moments, pointwise, lmmse
+
+    ``clean_source(src, dst, options)`` and the command line take the same object.
     """
 
     sigma: float | tuple[float, ...] | None = None

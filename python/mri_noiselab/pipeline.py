@@ -361,6 +361,31 @@ def clean_source(
     The output folder is locked for the run (see
     :func:`mri_noiselab._files.lock_folder`), and temporary files that a killed
     run left in the output folders are removed first.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import pydicom
+    >>> from mri_noiselab.dicom import synthetic_mr_image, write_dataset
+    >>> from mri_noiselab.pipeline import clean_source
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> tmp = Path(scratch.name)
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 500.0  # an object in air, sigma 20
+    >>> noisy = np.hypot(truth + rng.normal(0, 20, truth.shape), rng.normal(0, 20, truth.shape))
+    >>> source = write_dataset(synthetic_mr_image(np.rint(noisy).astype(np.uint16)), tmp / "in" / "IM0001.dcm")
+    >>> report = clean_source(tmp / "in", tmp / "out")  # sigma from the background found
+    >>> (volume,) = report.volumes
+    >>> round(volume.result.sigma.sigma, 1), [p.relative_to(tmp).as_posix() for p in report.written]
+    (20.1, ['out/IM0001.dcm'])
+    >>> pydicom.dcmread(tmp / "out" / "IM0001.dcm").ImageType[0]
+    'DERIVED'
+    >>> report.failures, report.skipped
+    ([], [])
+    >>> scratch.cleanup()
     """
     opts = options_of(options, fields)
     src = Path(source)
@@ -473,6 +498,24 @@ def estimate_source_sigma(
     ------
     DicomError, NiftiError, NoBackgroundError, ValueError
         For a file source, or when no group of a folder gives an estimate.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from mri_noiselab.dicom import synthetic_mr_image, write_dataset
+    >>> from mri_noiselab.pipeline import estimate_source_sigma
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((128, 128))
+    >>> truth[32:96, 32:96] = 500.0  # an object in air, sigma 20
+    >>> noisy = np.hypot(truth + rng.normal(0, 20, truth.shape), rng.normal(0, 20, truth.shape))
+    >>> path = write_dataset(synthetic_mr_image(np.rint(noisy).astype(np.uint16)), Path(scratch.name, "IM0001.dcm"))
+    >>> (group,) = estimate_source_sigma(path).sigmas
+    >>> group.label, round(group.estimate.sigma, 1), group.estimate.coils, group.warnings
+    ('IM0001.dcm (1 slices)', 20.1, 1, [])
+    >>> scratch.cleanup()
     """
     opts = options_of(options, fields)
     if opts.sigma is not None:

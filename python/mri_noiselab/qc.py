@@ -336,6 +336,25 @@ def save_qc(
     -------
     pathlib.Path
         ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import mri_noiselab as nl
+    >>> from mri_noiselab.qc import save_qc
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((8, 96, 96))  # (slices, rows, cols)
+    >>> truth[:, 24:72, 24:72] = 100.0
+    >>> image = np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape))
+    >>> estimate = nl.estimate_sigma(image, mask="auto")
+    >>> corrected = nl.correct(image, estimate, slice_axis=0)
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> png = save_qc(Path(scratch.name, "qc.png"), image, corrected, estimate.mask, estimate.sigma)
+    >>> png.name, png.read_bytes()[:4]
+    ('qc.png', b'\x89PNG')
+    >>> scratch.cleanup()
     """
     png = qc_png(original, corrected, mask, sigma, coils=coils, derivation=derivation, slices=slices,
                  spacing=spacing, directions=directions, dpi=dpi)

@@ -49,7 +49,26 @@ _MAX_USUAL_COILS = 64
 
 
 class RoiWarning(UserWarning):
-    """A noise ROI that does not look like pure Rayleigh / chi noise."""
+    """A noise ROI that does not look like pure Rayleigh / chi noise.
+
+    Issued by :func:`mri_noiselab.estimate_sigma` (``warn=True``); the same texts are in
+    ``SigmaEstimate.warnings``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> roi = np.hypot(*rng.normal(0, 10, (2, 2000)))  # Rayleigh, sigma 10
+    >>> roi[:100] = np.hypot(60 + rng.normal(0, 10, 100), rng.normal(0, 10, 100))  # 5% anatomy
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     estimate = nl.estimate_sigma(roi)
+    >>> [(w.category.__name__, str(w.message).split(":")[0]) for w in caught]
+    [('RoiWarning', 'signal in the ROI')]
+    >>> estimate.warnings == tuple(str(w.message) for w in caught)
+    True
+    """
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,14 @@ class RoiQuality:
         Fraction of values above the fitted 99.9% quantile, and 0.001.
     warnings : tuple of str
         What looks wrong, in words a user can act on; empty when nothing does.
+
+    Examples
+    --------
+    >>> import mri_noiselab as nl
+    >>> rng = np.random.default_rng(0)
+    >>> quality = nl.estimate_sigma(np.hypot(*rng.normal(0, 10, (2, 2000)))).quality  # Rayleigh noise
+    >>> quality.ratio_coils, round(quality.ks_statistic, 3), quality.ks_pvalue > 0.05, quality.warnings
+    (1, 0.01, True, ())
     """
 
     zero_fraction: float

@@ -25,7 +25,8 @@ from mri_noiselab._args import (
     window,
 )
 from mri_noiselab._kernels import _core
-from mri_noiselab.noise import CorrectionReport, SigmaEstimate, _check_report, _sigma_argument
+from mri_noiselab.correction import CorrectionReport, _check_report, _sigma_argument
+from mri_noiselab.noise import SigmaEstimate
 
 STORED_DTYPES: tuple[np.dtype, ...] = tuple(
     np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.float32, np.float64)
