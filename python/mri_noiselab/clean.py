@@ -24,14 +24,13 @@ import numpy.typing as npt
 
 from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
-from mri_noiselab.chi import median_sigma
 from mri_noiselab.correction import correct
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
 from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, estimate_sigma
-from mri_noiselab.quality import noise_spread
+from mri_noiselab.quality import stack_spread, volume_spread
 from mri_noiselab.stored import correct_stored
 
 if TYPE_CHECKING:
@@ -105,6 +104,20 @@ class CleanResult:
         threads)`` corrects slices ``block`` (a slice of the outermost axis) and
         returns their stored values, with ``threads`` kernel threads (None: the
         options' own).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from mri_noiselab.dicom import read_file, synthetic_mr_image, write_dataset
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((96, 96))
+    >>> truth[24:72, 24:72] = 200.0  # an object in air, sigma 10
+    >>> image = np.rint(np.hypot(truth + rng.normal(0, 10, truth.shape), rng.normal(0, 10, truth.shape)))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     stack = read_file(write_dataset(synthetic_mr_image(image.astype(np.uint16)), Path(tmp) / "a.dcm"))
+    ...     result = clean_volume(stack, f_size=5)  # sigma from the automatic background
+    >>> result.stored.dtype, result.derivation.f_size, round(result.sigma.sigma, 1), result.warnings
+    (dtype('uint16'), (1, 5, 5), 10.0, [])
     """
 
     stored: np.ndarray | None
@@ -369,7 +382,7 @@ def _group_sigmas(
     estimate = estimate_sigma(values[0] if len(values) == 1 else np.concatenate(values), options.estimator,
                               options.coils, warn=False)
     spread = [*(_volume_spread(v, m, estimate.coils, estimate.sigma * unit / v.unit) for v, m in measured),
-              _stack_spread([v for v, _ in measured], values, estimate.coils, estimate.sigma)]
+              stack_spread(values, [v.label for v, _ in measured], estimate.coils, estimate.sigma)]
     notes = [*(n for f in found for n in f.notes), *(w for w in spread if w is not None)]
     # An automatic background has passed stricter tests of its noise than the ROI quality
     # report makes (whose advice is to pick another ROI): its own warnings stand instead.
@@ -398,36 +411,14 @@ def _volume_sigmas(
 
 
 def _volume_spread(volume: Volume, mask: np.ndarray, coils: int, sigma: float) -> str | None:
-    """A warning when one ``sigma`` is used for the volumes of an image whose noise differs.
-
-    Every volume's sigma is measured by its median on the same voxels, those of the background in
-    any volume (a search at one noise level keeps the quietest volumes' background and drops the
-    noisier ones'); :func:`mri_noiselab.quality.noise_spread` decides.
-    """
+    """:func:`mri_noiselab.quality.volume_spread` of an image with a volume axis, on the voxels of the
+    background in any volume (a search at one noise level keeps the quietest volumes' and drops the others')."""
     axis = volume.volume_axis
     if axis is None or volume.shape[axis] < 2:
         return None
-    values = np.moveaxis(volume.magnitude(), axis, 0)[:, np.any(mask, axis=axis)]  # a volume to a row, gathered once
-    fits = [median_sigma(row, coils) for row in values]
-    if (pair := noise_spread(fits)) is None:
-        return None
-    low, high = pair
+    rows = np.moveaxis(volume.magnitude(), axis, 0)[:, np.any(mask, axis=axis)]  # a volume to a row, gathered once
     counts = np.count_nonzero(mask, axis=tuple(d for d in range(mask.ndim) if d != axis)).tolist()
-    chosen = str(counts) if len(counts) <= 8 else f"{min(counts)} to {max(counts)}"
-    return (f"the noise differs between volumes: σ {fits[low][0]:.4g} (volume {low}) to {fits[high][0]:.4g} "
-            f"(volume {high}) on the same background voxels, background voxels per volume {chosen}; one σ "
-            f"({sigma:.4g}) cannot fit them all: use --sigma-per-volume (Python: per_volume=True)")
-
-
-def _stack_spread(volumes: Sequence[Volume], values: Sequence[np.ndarray], coils: int, sigma: float) -> str | None:
-    """A warning when stacks sharing one ``sigma`` differ in noise (a series' averaged diffusion trace images
-    and its b = 0 ones): each one's sigma from the median of its own background ``values``."""
-    fits = [median_sigma(v, coils) for v in values]
-    if (pair := noise_spread(fits)) is None:
-        return None
-    low, high = pair
-    return (f"the noise differs between the stacks of the series: σ {fits[low][0]:.4g} in {volumes[low].label} to {fits[high][0]:.4g} "
-            f"in {volumes[high].label}; one σ ({sigma:.4g}) cannot fit them all: use --sigma-per-volume (Python: per_volume=True)")
+    return volume_spread(rows, counts, coils, sigma)
 
 
 def _whole_mask(volume: Volume, parts: Sequence[Volume | _Part], found: Sequence[_Found]) -> np.ndarray | None:

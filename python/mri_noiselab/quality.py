@@ -28,6 +28,7 @@ from mri_noiselab.chi import (
     expected_ratio,
     is_rounded,
     ks_statistic,
+    median_sigma,
     mle_sigma,
     rayleigh_constants,
     rounded_pmf,
@@ -277,10 +278,52 @@ def noise_spread(fits: Sequence[tuple[float, float]]) -> tuple[int, int] | None:
     return low, high
 
 
+def volume_spread(rows: np.ndarray, counts: list[int], coils: int, sigma: float) -> str | None:
+    """The warning when one ``sigma`` is used for the volumes of an image whose noise differs, or None.
+
+    ``rows`` holds each volume's values on the same background voxels (one row per volume),
+    ``counts`` the background voxels found in each volume; each volume's sigma is the median's
+    (:func:`mri_noiselab.chi.median_sigma`), and :func:`noise_spread` decides.
+    """
+    fits = [median_sigma(row, coils) for row in rows]
+    if (pair := noise_spread(fits)) is None:
+        return None
+    low, high = pair
+    chosen = str(counts) if len(counts) <= 8 else f"{min(counts)} to {max(counts)}"
+    return (f"the noise differs between volumes: σ {fits[low][0]:.4g} (volume {low}) to {fits[high][0]:.4g} "
+            f"(volume {high}) on the same background voxels, background voxels per volume {chosen}; one σ "
+            f"({sigma:.4g}) cannot fit them all: use --sigma-per-volume (Python: per_volume=True)")
+
+
+def stack_spread(values: Sequence[np.ndarray], labels: Sequence[str], coils: int, sigma: float) -> str | None:
+    """The warning when the stacks of a series, which share one ``sigma``, differ in noise (a series'
+    diffusion trace images, averaged over three directions, and its b = 0 images), or None.
+
+    ``values`` holds each stack's own background values (in one unit), ``labels`` names the
+    stacks; each stack's sigma is the median's, and :func:`noise_spread` decides.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> b0, trace = (np.hypot(*rng.normal(0, s, (2, 20000))) for s in (10.0, 10.0 / np.sqrt(3)))
+    >>> stack_spread([b0, trace], ["b0", "trace"], 1, 8.0).split(";")[0]
+    'the noise differs between the stacks of the series: σ 5.764 in trace to 10.01 in b0'
+    >>> stack_spread([b0, np.hypot(*rng.normal(0, 10.0, (2, 20000)))], ["b0", "b0 again"], 1, 10.0) is None
+    True
+    """
+    fits = [median_sigma(v, coils) for v in values]
+    if (pair := noise_spread(fits)) is None:
+        return None
+    low, high = pair
+    return (f"the noise differs between the stacks of the series: σ {fits[low][0]:.4g} in {labels[low]} to "
+            f"{fits[high][0]:.4g} in {labels[high]}; one σ ({sigma:.4g}) cannot fit them all: use "
+            "--sigma-per-volume (Python: per_volume=True)")
+
+
 def emit_warnings(texts: tuple[str, ...], stacklevel: int = 3) -> None:
     """Issue each text as a :class:`RoiWarning`."""
     for text in texts:
         warnings.warn(text, RoiWarning, stacklevel=stacklevel)
 
 
-__all__ = ["RoiQuality", "RoiWarning", "emit_warnings", "noise_spread", "roi_quality"]
+__all__ = ["RoiQuality", "RoiWarning", "emit_warnings", "noise_spread", "roi_quality", "stack_spread", "volume_spread"]
