@@ -21,7 +21,7 @@
 #include "noiselab/view.hpp"
 
 // Asks for a vectorised loop with these reductions where OpenMP (or -fopenmp-simd) is on.
-#if defined(_OPENMP)
+#if defined(_OPENMP) && _OPENMP >= 201307  // OpenMP 4.0: MSVC's OpenMP 2.0 has no `omp simd`
 #define NOISELAB_SIMD_RANGE _Pragma("omp simd reduction(+ : n, broken) reduction(max : hi)")
 #else
 #define NOISELAB_SIMD_RANGE

@@ -15,7 +15,7 @@
 #include "noiselab/view.hpp"
 
 // Asks for a vectorised loop with these reductions where OpenMP (or -fopenmp-simd) is on.
-#if defined(_OPENMP)
+#if defined(_OPENMP) && _OPENMP >= 201307  // OpenMP 4.0: MSVC's OpenMP 2.0 has no `omp simd`
 #define NOISELAB_SIMD_REDUCE \
     _Pragma("omp simd reduction(+ : cn, cf, cneg, cz) reduction(min : lo) reduction(max : hi)")
 #define NOISELAB_SIMD_ROOTS _Pragma("omp simd reduction(+ : below, over) reduction(max : tiny)")

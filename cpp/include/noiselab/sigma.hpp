@@ -16,7 +16,7 @@
 #include "noiselab/view.hpp"
 
 // Vectorised reductions where OpenMP (or -fopenmp-simd) is on; deterministic for a build.
-#if defined(_OPENMP)
+#if defined(_OPENMP) && _OPENMP >= 201307  // OpenMP 4.0: MSVC's OpenMP 2.0 has no `omp simd`
 #define NOISELAB_SIMD_SAMPLE \
     _Pragma("omp simd reduction(+ : n, zx, nf, neg, z, sum, sq) reduction(min : lo) reduction(max : hi)")
 #define NOISELAB_SIMD_CENTRED _Pragma("omp simd reduction(+ : c)")
