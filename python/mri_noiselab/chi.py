@@ -268,7 +268,7 @@ def median_sigma(values: npt.ArrayLike, coils: int) -> tuple[float, float]:
     """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     m = float(np.median(v))
-    if np.all(v == np.round(v)):
+    if all_integers(v):
         k = round(m)
         at = int(np.count_nonzero(v == k))
         if at:

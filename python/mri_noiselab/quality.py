@@ -129,14 +129,15 @@ class _Fit:
 
 def _fit(v: np.ndarray, coils: int, sigma_mle: float | None) -> _Fit:
     parts = chunks(v)  # no temporary of the sample's size
-    mean_sq = math.fsum(float(np.sum(np.square(p))) for p in parts) / v.size
+    mean_sq = math.fsum(float(np.sum(np.square(part))) for part in parts) / v.size
     plain = mle_sigma(mean_sq, coils)
     rounded = is_rounded(v, plain)
-    zeros = any(bool(np.any(p == 0)) for p in parts)
+    integer = rounded or all_integers(v)  # rounded noise is integers: not read again
+    zeros = any(bool(np.any(part == 0)) for part in parts)
     if sigma_mle is None:
         sigma_mle = rounded_sigma(mean_sq, coils, "mle", zeros, plain) if rounded else plain
-    mean = math.fsum(float(np.sum(p)) for p in parts) / v.size
-    std = math.sqrt(math.fsum(float(np.sum(np.square(p - mean))) for p in parts) / v.size)
+    mean = math.fsum(float(np.sum(part)) for part in parts) / v.size
+    std = math.sqrt(math.fsum(float(np.sum(np.square(part - mean))) for part in parts) / v.size)
     ratio = mean / std if std > 0 else math.inf
     expected, se = expected_ratio(sigma_mle, coils, v.size, rounded, zeros=zeros)
     ratio_coils = min((abs(rayleigh_constants(c)[2] - ratio), c) for c in range(1, _MAX_USUAL_COILS + 1))[1]
@@ -147,8 +148,7 @@ def _fit(v: np.ndarray, coils: int, sigma_mle: float | None) -> _Fit:
         q999 = float(k[np.searchsorted(np.cumsum(pmf), 1.0 - _TAIL_P)])
     else:
         q999 = chi_quantile(1.0 - _TAIL_P, sigma_mle, coils)
-    tail = sum(int(np.count_nonzero(p > q999)) for p in parts) / v.size
-    integer = all_integers(v)
+    tail = sum(int(np.count_nonzero(part > q999)) for part in parts) / v.size
     return _Fit(v.size, sigma_mle, integer, ratio, expected, se, ratio_coils, d, p, tail)
 
 
@@ -311,6 +311,8 @@ def stack_spread(values: Sequence[np.ndarray], labels: Sequence[str], coils: int
     >>> stack_spread([b0, np.hypot(*rng.normal(0, 10.0, (2, 20000)))], ["b0", "b0 again"], 1, 10.0) is None
     True
     """
+    if len(values) < 2:  # one stack: nothing to compare (and no median of its whole sample)
+        return None
     fits = [median_sigma(v, coils) for v in values]
     if (pair := noise_spread(fits)) is None:
         return None
