@@ -12,10 +12,11 @@ import pytest
 from pydicom.data import get_testdata_file
 from dicom_helpers import phantom_volume, snapshot, write_series
 
+import mri_noiselab as nl
 from mri_noiselab import _atomic, stream
 from mri_noiselab.blocks import blocks
 from mri_noiselab.clean import CleanOptions, clean_group
-from mri_noiselab.dicom import clean_source
+from mri_noiselab.dicom import DicomStack, clean_source
 from mri_noiselab.dicom.series import read_stack
 from mri_noiselab.dicom.pixels import pixel_ref, read_dataset
 from mri_noiselab.errors import DicomError
@@ -163,3 +164,37 @@ def test_a_file_cut_short_after_its_header_was_read_fails_by_name(tmp_path):
     with pytest.raises(DicomError, match=f"{paths[4].name}: the file is shorter"):
         stack.stored_block(slice(3, 6), slice(35, 40))
     np.testing.assert_array_equal(stack.stored_block(slice(3, 6), slice(0, 2)), head)  # the rows that are there
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize(("dtype", "gain", "window", "slopes", "streamed"), [
+    (np.int16, 1, (3, 3, 5), None, True),
+    (np.uint16, 100, (5, 5, 4), None, True),  # values to 40,000: M^4 beyond 2^53, where only compensated sums are exact
+    (np.uint8, 0.5, (3, 3, 9), None, True),  # the window spans the whole stack
+    (np.int16, 1, (3, 3, 11), None, False),  # longer than the stack
+    (np.uint16, 1, (3, 3, 5), [1.5, 0.5, 2, 1, 1, 3, 0.25, 1, 2], False),  # rescaled: not integers
+])
+def test_a_window_across_slices_streams_with_a_halo_and_keeps_the_whole_volumes_bits(
+        tmp_path, monkeypatch, processes, dtype, gain, window, slopes, streamed):
+    _, noisy = phantom_volume(9, 40, 8.0, np.random.default_rng(3))
+    paths = write_series(tmp_path / "in", np.rint(noisy * gain).astype(dtype))
+    for path, slope in zip(paths, slopes or []):
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", "2"
+        ds.save_as(path, enforce_file_format=True)
+    stack = read_stack(paths)
+    sizes = {"f_size": window[2:] + window[:2], "method": "lmmse", "sigma": 8.0 * gain}
+    expected = stack.to_stored(nl.correct(stack.magnitude_block(slice(None)), **sizes))  # whole, in float64
+    read: list[int] = []
+    stored_block = DicomStack.stored_block
+    monkeypatch.setattr(DicomStack, "stored_block", lambda self, block, rows=slice(None): (
+        read.append(len(range(*block.indices(self.shape[0])))) or stored_block(self, block, rows)))
+    monkeypatch.setattr(stream, "blocks", functools.partial(blocks, voxels=2 * 40 * 40))  # 5 blocks
+    report = clean_source(tmp_path / "in", tmp_path / "out", sigma=8.0 * gain, f_size=window,
+                          num_threads=processes, method="lmmse")
+    assert not report.failures and len(report.written) == len(paths)
+    written = np.stack([pydicom.dcmread(tmp_path / "out" / p.name).pixel_array for p in paths])
+    np.testing.assert_array_equal(written, expected)
+    if processes == 1:  # (workers read in their own processes): blocks of 2 slices and their halos, or all 9
+        assert max(read) == (min(9, 2 + 2 * (window[2] // 2)) if streamed else 9)
+        assert (min(read) < 9) == streamed

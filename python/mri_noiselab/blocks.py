@@ -26,6 +26,10 @@ class SliceBlocks(Protocol):
 
     @property
     def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype of the stored values."""
+        ...
     def magnitude_block(self, block: slice, stored: np.ndarray | None = None) -> np.ndarray:
         """The magnitude of slices ``block`` (of ``stored``, slices ``block`` of another array, when given)."""
         ...
@@ -110,24 +114,43 @@ def below_zero(name: str) -> ValueError:
                       "or an intercept that does not mark zero signal")
 
 
-def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, *, name: str, **correction: Any) -> np.ndarray:
+def halo_exact(volume: SliceBlocks, window: int) -> bool:
+    """Whether slices corrected with ``window // 2`` slices on each side (a halo) get the bits of the whole
+    volume's correction with a window of ``window`` slices.
+
+    They do where the magnitudes are the stored 8- or 16-bit integers (no rescale): the
+    kernel's window sums of their squares are exact (below 2^53), those of their fourth
+    powers compensated to the exact sum, so no sum depends on the slice where its running
+    sums start, and the halo holds every slice the windows of a block's slices reach. A
+    window longer than the volume reflects more than once: it is corrected whole.
+    """
+    return (volume.dtype.kind in "iu" and volume.dtype.itemsize <= 2 and window <= volume.shape[0]
+            and set(volume.stored_rescale(slice(0, 1))) <= {"lo", "hi"})
+
+
+def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, *, name: str, halo: int = 0,
+                 **correction: Any) -> np.ndarray:
     """Stored values of slices ``block`` corrected in the kernel: stored values in, stored values out.
 
     ``correction`` holds :func:`mri_noiselab.stored.correct_stored`'s sigma, f_size,
     method, coils and num_threads; ``threads``, when given, replaces num_threads.
-    The block is checked for values below zero signal as it is read (``name`` in the
-    error): a streamed series is read once for its correction, not once more for the check.
+    ``halo`` slices on each side are read and corrected with the block, where the window
+    spans slices (see :func:`halo_exact`), and left out of the result. The slices read
+    are checked for values below zero signal (``name`` in the error): a streamed series
+    is read once for its correction, not once more for the check.
     """
     if threads is not None:
         correction["num_threads"] = threads
-    stored = volume.stored_block(block)
-    if volume.negative_block(block, stored):
+    start, stop, _ = block.indices(volume.shape[0])
+    read = slice(max(0, start - halo), min(volume.shape[0], stop + halo))
+    stored = volume.stored_block(read)
+    if volume.negative_block(read, stored):
         raise below_zero(name)
-    out: np.ndarray = correct_stored(stored, **correction, **volume.stored_rescale(block))
-    return out
+    out: np.ndarray = correct_stored(stored, **correction, **volume.stored_rescale(read))
+    return out[start - read.start : stop - read.start] if halo else out
 
 
 __all__ = [
-    "BLOCK_VOXELS", "Magnitude", "SliceBlocks", "WholeStored", "any_negative", "below_zero", "blocks", "masked_values",
-    "stored_block",
+    "BLOCK_VOXELS", "Magnitude", "SliceBlocks", "WholeStored", "any_negative", "below_zero", "blocks", "halo_exact",
+    "masked_values", "stored_block",
 ]

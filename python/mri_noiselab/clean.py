@@ -26,7 +26,9 @@ from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
 from mri_noiselab.correction import correct
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
-from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, masked_values, stored_block
+from mri_noiselab.blocks import (
+    SliceBlocks, WholeStored, any_negative, below_zero, blocks, halo_exact, masked_values, stored_block,
+)
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, estimate_sigma
@@ -468,9 +470,12 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
     across = derivation.f_size[0] > 1
     if isinstance(volume, SliceBlocks) and (stream or not across):
         # Stored values in, stored values out, in the kernel: streamed, or block by block here;
-        # a 3-D window corrects the stack whole (twice its stored bytes, no float64 copy).
-        block: Callable[..., np.ndarray] = functools.partial(stored_block, volume, name=_name(volume), **how)
-        if stream and not across:
+        # a 3-D window streams with a halo of slices where that gives the same bits, and
+        # otherwise corrects the stack whole (twice its stored bytes, no float64 copy).
+        halo = halo_exact(volume, derivation.f_size[0])
+        block: Callable[..., np.ndarray] = functools.partial(
+            stored_block, volume, name=_name(volume), halo=derivation.f_size[0] // 2 if halo else 0, **how)
+        if stream and (halo or not across):
             return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=block)
         stored = np.concatenate([block(b) for b in ([slice(None)] if across else blocks(volume))])
         return CleanResult(stored, None, estimates, derivation, notes, mask)
