@@ -80,8 +80,7 @@ def masked_values(volume: Magnitude, mask: np.ndarray, limit: int | None = None)
     ``limit`` of them (``values[::k]``, gathered without holding the others).
     """
     if not isinstance(volume, SliceBlocks):
-        values = np.asarray(volume.magnitude()[mask])
-        return values[:: _step(values.size, limit)]
+        return every_kth(np.asarray(volume.magnitude()[mask]), limit)
     # Filled in place: a list of parts and their concatenation would hold the sample twice.
     chosen = [(b, int(np.count_nonzero(mask[b]))) for b in blocks(volume)]
     total = sum(n for _, n in chosen)
@@ -99,6 +98,11 @@ def masked_values(volume: Magnitude, mask: np.ndarray, limit: int | None = None)
 
 def _step(total: int, limit: int | None) -> int:
     return 1 if limit is None or total <= limit else -(-total // limit)
+
+
+def every_kth(values: np.ndarray, limit: int | None) -> np.ndarray:
+    """``values[::k]``, k the smallest step that keeps at most ``limit`` of them: :func:`masked_values`'s sample."""
+    return values[:: _step(values.size, limit)]
 
 
 def any_negative(volume: Magnitude) -> bool:
@@ -151,6 +155,6 @@ def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, 
 
 
 __all__ = [
-    "BLOCK_VOXELS", "Magnitude", "SliceBlocks", "WholeStored", "any_negative", "below_zero", "blocks", "halo_exact",
-    "masked_values", "stored_block",
+    "BLOCK_VOXELS", "Magnitude", "SliceBlocks", "WholeStored", "any_negative", "below_zero", "blocks", "every_kth",
+    "halo_exact", "masked_values", "stored_block",
 ]

@@ -26,9 +26,8 @@ from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, find_background
 from mri_noiselab.correction import correct
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
-from mri_noiselab.blocks import (
-    SliceBlocks, WholeStored, any_negative, below_zero, blocks, halo_exact, masked_values, stored_block,
-)
+from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, every_kth, halo_exact, masked_values
+from mri_noiselab.blocks import stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, estimate_sigma
@@ -307,6 +306,7 @@ class _Found:
     mask: np.ndarray | None
     notes: list[str]
     automatic: bool
+    values: np.ndarray | None = field(default=None, repr=False)  # sigma's sample, when the search had it at hand
 
 
 def _background(volume: Volume | _Part, background: BackgroundSpec, coils: int | None) -> _Found:
@@ -314,8 +314,10 @@ def _background(volume: Volume | _Part, background: BackgroundSpec, coils: int |
     if isinstance(background, str) or background is None:
         if background not in (None, "auto"):
             raise ValueError(f"background must be a mask, a function of the volume, 'auto' or None, got {background!r}")
-        found = _search(_search_input(volume), volume.mosaic, volume.volume_axis, coils)
-        return _Found(found.mask, list(found.warnings), True)
+        magnitude = _search_input(volume)
+        found = _search(magnitude, volume.mosaic, volume.volume_axis, coils)
+        sample = every_kth(magnitude[found.mask], SIGMA_SAMPLE)  # _values's, without reading the files again
+        return _Found(found.mask, list(found.warnings), True, sample.astype(np.float64))
     if isinstance(volume, _Part):
         whole = _background(volume.whole, background, coils)
         return _Found(None if whole.mask is None else volume.mask_of(whole.mask), whole.notes, whole.automatic)
@@ -380,7 +382,8 @@ def _group_sigmas(
     unit = volumes[0].unit
     # x * 1.0 is x: a stack in the first one's units is not copied (a long series' sample is large).
     measured = [(v, f.mask) for v, f in zip(volumes, found) if f.mask is not None]
-    values = [_values(v, m) if v.unit == unit else _values(v, m) * (v.unit / unit) for v, m in measured]
+    samples = [_values(v, f.mask) if f.values is None else f.values for v, f in zip(volumes, found) if f.mask is not None]
+    values = [x if v.unit == unit else x * (v.unit / unit) for (v, _), x in zip(measured, samples)]
     estimate = estimate_sigma(values[0] if len(values) == 1 else np.concatenate(values), options.estimator,
                               options.coils, warn=False)
     spread = [*(_volume_spread(v, m, estimate.coils, estimate.sigma * unit / v.unit) for v, m in measured),
@@ -406,7 +409,8 @@ def _volume_sigmas(
     groups = []
     for part, f in zip(parts, found):
         assert f.mask is not None  # not pooled: a missing background raised
-        estimate = estimate_sigma(_values(part, f.mask), options.estimator, options.coils, warn=False)
+        sample = _values(part, f.mask) if f.values is None else f.values
+        estimate = estimate_sigma(sample, options.estimator, options.coils, warn=False)
         whole, index = (part.whole, part.index) if isinstance(part, _Part) else (part, None)
         groups.append(SigmaGroup([whole], estimate, f.notes if f.automatic else list(estimate.warnings), index))
     return groups, [_whole_mask(v, parts, found) for v in volumes]
