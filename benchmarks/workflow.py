@@ -6,6 +6,7 @@ then times, each as a fresh process so that its peak resident memory is its own:
 
 - the CLI with a background box (`clean SRC -o DST --roi ...`), on all cores and on one;
 - the CLI with the automatic background (`clean SRC -o DST`);
+- the CLI with a background box and a 9x9x9 window (across slices: streamed with a halo);
 - the seed's how-to, step for step, in a loop over the files: dcmread, float32, sigma =
   std(ROI)/0.655, scipy's uniform_filter of M^2, subtraction, clip, cast, new UID, save_as;
 - a bare pydicom loop: dcmread, pixel_array, new UID, save_as (the floor of any pydicom tool);
@@ -159,10 +160,12 @@ def main() -> None:
         src = root / "series"
         make_series(src, args.slices, args.size)
         size_mib = sum(p.stat().st_size for p in src.iterdir()) / 2**20
+        pixels_mib = args.slices * args.size**2 * 2 / 2**20
         runs = {
             "CLI --roi": (CLI, ["clean", "-q", str(src), "-o", "{out}", "--roi", ROI]),
             "CLI --roi --threads 1": (CLI, ["clean", "-q", str(src), "-o", "{out}", "--roi", ROI, "--threads", "1"]),
             "CLI automatic background": (CLI, ["clean", "-q", str(src), "-o", "{out}"]),
+            "CLI --roi, 9x9x9 window": (CLI, ["clean", "-q", str(src), "-o", "{out}", "--roi", ROI, "--f-size", "9,9,9"]),
             "seed how-to loop": (SEED_LOOP, [str(src), "{out}"]),
             "bare pydicom loop": (BARE_LOOP, [str(src), "{out}"]),
             "copy of the folder": (COPY, [str(src), "{out}"]),
@@ -187,6 +190,8 @@ def main() -> None:
         print(f"| {name} | {wall:.2f} | {wall / seed:.2f} | {wall / bare:.2f} | {peak:.0f} | {worker:.0f} |")
     if "CLI --roi" in results and "CLI automatic background" in results:
         print(f"\nautomatic background / --roi: {results['CLI automatic background'][0] / results['CLI --roi'][0]:.2f}")
+    if "CLI --roi, 9x9x9 window" in results:
+        print(f"3-D window's peak RSS / the series' pixel bytes: {results['CLI --roi, 9x9x9 window'][1] / pixels_mib:.2f}")
 
 
 if __name__ == "__main__":

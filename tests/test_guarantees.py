@@ -374,18 +374,18 @@ def test_9_unreadable_folders_are_failures_not_silence(tmp_path, rng, monkeypatc
 
 
 def test_9_an_internal_error_in_one_series_fails_that_series_only(tmp_path, rng, monkeypatch):
-    import mri_noiselab.clean as clean
+    import mri_noiselab.background as background
 
     series(tmp_path / "in" / "a", rng)
     good = series(tmp_path / "in" / "b", rng, size=40)
-    real = clean.find_background
+    real = background.find_background
 
     def broken_for_32(image: np.ndarray, *args: object, **kwargs: object) -> object:
         if image.shape[-1] == 32:
             raise IndexError("index 0 is out of bounds for axis 0 with size 0")
         return real(image, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(clean, "find_background", broken_for_32)
+    monkeypatch.setattr(background, "find_background", broken_for_32)
     code, _, err = run("clean", str(tmp_path / "in"), "-o", str(tmp_path / "out"))
     assert code == 1, err
     assert f"series of {tmp_path / 'in' / 'a' / 'slice000.dcm'} (3 files): internal error (IndexError" in err

@@ -9,6 +9,7 @@ forms (:mod:`mri_noiselab.chi`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -513,6 +514,22 @@ def find_background(
     mode = full.mode
     chosen, n_coils, sigma = _classify(stats, mode, given)
     return _stationary(stats, full, chosen, n_coils, given is None, sigma)
+
+
+def search_tiles(magnitude: np.ndarray, side: int, volume_axis: int | None, coils: int | None) -> Background:
+    """:func:`find_background` of a volume whose slices are tiles of a ``side`` x ``side`` grid (a
+    Siemens mosaic; 1: plain slices), searched as slices; the mask is put back in place."""
+    if side == 1:
+        return find_background(magnitude, coils, volume_axis=volume_axis)
+    n, rows, cols = magnitude.shape
+    th, tw = rows // side, cols // side
+    tiles = magnitude.reshape(n, side, th, side, tw).transpose(0, 1, 3, 2, 4).reshape(-1, th, tw)
+    used = tiles.reshape(len(tiles), -1).any(axis=1)  # the grid's unused tiles are all zero
+    found = find_background(np.ascontiguousarray(tiles[used]), coils)
+    mask = np.zeros(tiles.shape, dtype=bool)
+    mask[used] = found.mask
+    back = mask.reshape(n, side, side, th, tw).transpose(0, 1, 3, 2, 4).reshape(n, rows, cols)
+    return dataclasses.replace(found, mask=back)
 
 
 def auto_background(

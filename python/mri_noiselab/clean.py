@@ -12,7 +12,6 @@ writing is the pipeline's (:mod:`mri_noiselab.pipeline`).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mri_noiselab._args import Estimator, window
-from mri_noiselab.background import Background, find_background
+from mri_noiselab.background import Background, search_tiles
 from mri_noiselab.correction import correct
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
 from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, every_kth, halo_exact, masked_values
@@ -195,7 +194,7 @@ def find_volume_background(volume: Volume, coils: int | None = None) -> Backgrou
     NoBackgroundError
         When the volume has no pure-noise background (the reason is in the message).
     """
-    return _search(_search_input(volume), volume.mosaic, volume.volume_axis, coils)
+    return search_tiles(_search_input(volume), volume.mosaic, volume.volume_axis, coils)
 
 
 def _search_input(volume: Volume | _Part) -> np.ndarray:
@@ -203,20 +202,6 @@ def _search_input(volume: Volume | _Part) -> np.ndarray:
     memory, the same search: the kernel sums in double)."""
     search = getattr(volume, "search_magnitude", None)
     return np.asarray(search() if callable(search) else volume.magnitude())
-
-
-def _search(magnitude: np.ndarray, side: int, volume_axis: int | None, coils: int | None) -> Background:
-    if side == 1:
-        return find_background(magnitude, coils, volume_axis=volume_axis)
-    n, rows, cols = magnitude.shape
-    th, tw = rows // side, cols // side
-    tiles = magnitude.reshape(n, side, th, side, tw).transpose(0, 1, 3, 2, 4).reshape(-1, th, tw)
-    used = tiles.reshape(len(tiles), -1).any(axis=1)  # the grid's unused tiles are all zero
-    found = find_background(np.ascontiguousarray(tiles[used]), coils)
-    mask = np.zeros(tiles.shape, dtype=bool)
-    mask[used] = found.mask
-    back = mask.reshape(n, side, side, th, tw).transpose(0, 1, 3, 2, 4).reshape(n, rows, cols)
-    return dataclasses.replace(found, mask=back)
 
 
 def background_sigma(volume: Volume, mask: npt.ArrayLike, estimator: Estimator = "mle", coils: int | None = 1) -> SigmaEstimate:
@@ -315,7 +300,7 @@ def _background(volume: Volume | _Part, background: BackgroundSpec, coils: int |
         if background not in (None, "auto"):
             raise ValueError(f"background must be a mask, a function of the volume, 'auto' or None, got {background!r}")
         magnitude = _search_input(volume)
-        found = _search(magnitude, volume.mosaic, volume.volume_axis, coils)
+        found = search_tiles(magnitude, volume.mosaic, volume.volume_axis, coils)
         sample = every_kth(magnitude[found.mask], SIGMA_SAMPLE)  # _values's, without reading the files again
         return _Found(found.mask, list(found.warnings), True, sample.astype(np.float64))
     if isinstance(volume, _Part):
@@ -475,19 +460,26 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
     if isinstance(volume, SliceBlocks) and (stream or not across):
         # Stored values in, stored values out, in the kernel: streamed, or block by block here;
         # a 3-D window streams with a halo of slices where that gives the same bits, and
-        # otherwise corrects the stack whole (twice its stored bytes, no float64 copy).
+        # otherwise corrects the stack whole (twice its stored bytes, no float64 copy), then
+        # streams the derived files.
         halo = halo_exact(volume, derivation.f_size[0])
         block: Callable[..., np.ndarray] = functools.partial(
             stored_block, volume, name=_name(volume), halo=derivation.f_size[0] // 2 if halo else 0, **how)
         if stream and (halo or not across):
             return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=block)
-        stored = np.concatenate([block(b) for b in ([slice(None)] if across else blocks(volume))])
+        stored = block(slice(None)) if across else np.concatenate([block(b) for b in blocks(volume)])
+        if stream:
+            return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=functools.partial(_part, stored))
         return CleanResult(stored, None, estimates, derivation, notes, mask)
     if isinstance(volume, WholeStored):
         stored = correct_stored(volume.stored, volume_axis=volume.volume_axis, **how, **volume.whole_rescale())
         return CleanResult(stored, None, estimates, derivation, notes, mask)
     corrected = correct(volume.magnitude(), volume_axis=volume.volume_axis, **how)
     return CleanResult(volume.to_stored(corrected), corrected, estimates, derivation, notes, mask)
+
+
+def _part(stored: np.ndarray, block: slice, threads: int | None = None) -> np.ndarray:
+    return stored[block]
 
 
 def planned_derivations(volumes: Sequence[Volume], options: CleanOptions, background: BackgroundSpec = None) -> list[Derivation]:
