@@ -72,3 +72,15 @@ def test_a_limited_sample_is_every_kth_value_of_the_whole(monkeypatch, limit):
     step = 1 if limit is None or whole.size <= limit else -(-whole.size // limit)
     np.testing.assert_array_equal(got, whole[::step])
     assert limit is None or got.size <= limit
+
+
+def test_halo_exact_needs_unscaled_small_integers_and_a_window_whose_sums_stay_exact(tmp_path):
+    _, noisy = phantom_volume(6, 24, 10.0, np.random.default_rng(2))
+    write_series(tmp_path / "u16", np.rint(noisy).astype(np.uint16))
+    write_series(tmp_path / "scaled", np.rint(noisy).astype(np.int16), RescaleSlope=0.5, RescaleIntercept=-3)
+    (plain,) = read_source(tmp_path / "u16").stacks
+    (scaled,) = read_source(tmp_path / "scaled").stacks
+    assert blocks.halo_exact(plain, (5, 9, 9)) and blocks.halo_exact(plain, (6, 1, 1))
+    assert not blocks.halo_exact(plain, (7, 3, 3))  # longer than the 6 slices
+    assert not blocks.halo_exact(plain, (3, 900, 900))  # 65535^2 x 2.4 million voxels passes 2^53
+    assert not blocks.halo_exact(scaled, (3, 3, 3))  # magnitudes are not the stored integers

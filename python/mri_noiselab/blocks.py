@@ -10,6 +10,8 @@ of 1 on the outermost axis restarts every sum at each slice).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -118,17 +120,21 @@ def below_zero(name: str) -> ValueError:
                       "or an intercept that does not mark zero signal")
 
 
-def halo_exact(volume: SliceBlocks, window: int) -> bool:
-    """Whether slices corrected with ``window // 2`` slices on each side (a halo) get the bits of the whole
-    volume's correction with a window of ``window`` slices.
+def halo_exact(volume: SliceBlocks, window: Sequence[int]) -> bool:
+    """Whether slices corrected with ``window[0] // 2`` slices on each side (a halo) get the bits of the
+    whole volume's correction with ``window`` (slices first).
 
-    They do where the magnitudes are the stored 8- or 16-bit integers (no rescale): the
-    kernel's window sums of their squares are exact (below 2^53), those of their fourth
-    powers compensated to the exact sum, so no sum depends on the slice where its running
-    sums start, and the halo holds every slice the windows of a block's slices reach. A
-    window longer than the volume reflects more than once: it is corrected whole.
+    They do where the magnitudes are the stored 8- or 16-bit integers (no rescale) and the
+    window holds few enough of them: the kernel's window sums of their squares are then
+    exact (below 2^53), those of their fourth powers compensated to the exact sum, so no
+    sum depends on the slice where its running sums start, and the halo holds every slice
+    the windows of a block's slices reach. A window longer than the volume reflects more
+    than once: it is corrected whole.
     """
-    return (volume.dtype.kind in "iu" and volume.dtype.itemsize <= 2 and window <= volume.shape[0]
+    if volume.dtype.kind not in "iu" or volume.dtype.itemsize > 2:
+        return False
+    largest = float(max(abs(np.iinfo(volume.dtype).min), np.iinfo(volume.dtype).max))
+    return (window[0] <= volume.shape[0] and largest**2 * math.prod(window) < 2.0**53
             and set(volume.stored_rescale(slice(0, 1))) <= {"lo", "hi"})
 
 

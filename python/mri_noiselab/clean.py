@@ -462,7 +462,7 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
         # a 3-D window streams with a halo of slices where that gives the same bits, and
         # otherwise corrects the stack whole (twice its stored bytes, no float64 copy), then
         # streams the derived files.
-        halo = halo_exact(volume, derivation.f_size[0])
+        halo = halo_exact(volume, derivation.f_size)
         block: Callable[..., np.ndarray] = functools.partial(
             stored_block, volume, name=_name(volume), halo=derivation.f_size[0] // 2 if halo else 0, **how)
         if stream and (halo or not across):
