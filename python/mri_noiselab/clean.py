@@ -25,8 +25,8 @@ from mri_noiselab._args import Estimator, window
 from mri_noiselab.background import Background, search_tiles
 from mri_noiselab.correction import correct
 from mri_noiselab.options import CleanFields, CleanOptions, options_of
-from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, every_kth, halo_exact, masked_values
-from mri_noiselab.blocks import stored_block
+from mri_noiselab.blocks import SliceBlocks, WholeStored, any_negative, below_zero, blocks, every_kth, halo_exact
+from mri_noiselab.blocks import masked_values, stored_block
 from mri_noiselab.derivation import Derivation
 from mri_noiselab.errors import NoBackgroundError
 from mri_noiselab.noise import SigmaEstimate, estimate_sigma
@@ -367,7 +367,8 @@ def _group_sigmas(
     unit = volumes[0].unit
     # x * 1.0 is x: a stack in the first one's units is not copied (a long series' sample is large).
     measured = [(v, f.mask) for v, f in zip(volumes, found) if f.mask is not None]
-    samples = [_values(v, f.mask) if f.values is None else f.values for v, f in zip(volumes, found) if f.mask is not None]
+    samples = [_values(v, f.mask) if f.values is None else f.values
+               for v, f in zip(volumes, found) if f.mask is not None]
     values = [x if v.unit == unit else x * (v.unit / unit) for (v, _), x in zip(measured, samples)]
     estimate = estimate_sigma(values[0] if len(values) == 1 else np.concatenate(values), options.estimator,
                               options.coils, warn=False)
@@ -469,7 +470,8 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
             return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=block)
         stored = block(slice(None)) if across else np.concatenate([block(b) for b in blocks(volume)])
         if stream:
-            return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=functools.partial(_part, stored))
+            whole = functools.partial(_slices_of, stored)
+            return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=whole)
         return CleanResult(stored, None, estimates, derivation, notes, mask)
     if isinstance(volume, WholeStored):
         stored = correct_stored(volume.stored, volume_axis=volume.volume_axis, **how, **volume.whole_rescale())
@@ -478,7 +480,8 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
     return CleanResult(volume.to_stored(corrected), corrected, estimates, derivation, notes, mask)
 
 
-def _part(stored: np.ndarray, block: slice, threads: int | None = None) -> np.ndarray:
+def _slices_of(stored: np.ndarray, block: slice, threads: int | None = None) -> np.ndarray:
+    """:attr:`CleanResult.stored_block` of a stack corrected whole: its slices ``block`` (nothing runs on ``threads``)."""
     return stored[block]
 
 
