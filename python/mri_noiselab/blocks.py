@@ -126,10 +126,11 @@ def halo_exact(volume: SliceBlocks, window: Sequence[int]) -> bool:
 
     They do where the magnitudes are the stored 8- or 16-bit integers (no rescale) and the
     window holds few enough of them: the kernel's window sums of their squares are then
-    exact (below 2^53), those of their fourth powers compensated to the exact sum, so no
-    sum depends on the slice where its running sums start, and the halo holds every slice
-    the windows of a block's slices reach. A window longer than the volume reflects more
-    than once: it is corrected whole.
+    exact (below 2^53, a sufficient bound whichever axis is summed first), those of their
+    fourth powers compensated to the exact sum (TwoSum's errors of integers are integers),
+    so no sum depends on the slice where its running sums start, and the halo holds every
+    slice the windows of a block's slices reach. A window longer than the volume is
+    corrected whole: rare, and a halo would then be most of the volume.
     """
     if volume.dtype.kind not in "iu" or volume.dtype.itemsize > 2:
         return False
