@@ -135,8 +135,8 @@ def halo_exact(volume: SliceBlocks, window: Sequence[int]) -> bool:
     if volume.dtype.kind not in "iu" or volume.dtype.itemsize > 2:
         return False
     largest = float(max(abs(np.iinfo(volume.dtype).min), np.iinfo(volume.dtype).max))
-    return (window[0] <= volume.shape[0] and largest**2 * math.prod(window) < 2.0**53
-            and set(volume.stored_rescale(slice(0, 1))) <= {"lo", "hi"})
+    unscaled = set(volume.stored_rescale(slice(0, 1))) <= {"lo", "hi"}  # correct_stored gets no rescale
+    return unscaled and window[0] <= volume.shape[0] and largest**2 * math.prod(window) < 2.0**53
 
 
 def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, *, name: str, halo: int = 0,
@@ -158,7 +158,7 @@ def stored_block(volume: SliceBlocks, block: slice, threads: int | None = None, 
     if volume.negative_block(read, stored):
         raise below_zero(name)
     out: np.ndarray = correct_stored(stored, **correction, **volume.stored_rescale(read))
-    return out[start - read.start : stop - read.start] if halo else out
+    return out[start - read.start : stop - read.start]
 
 
 __all__ = [

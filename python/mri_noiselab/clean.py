@@ -233,6 +233,12 @@ def _values(volume: Volume | _Part, mask: npt.ArrayLike) -> np.ndarray:
     return values
 
 
+def _sample(volume: Volume | _Part, found: _Found) -> np.ndarray:
+    """The values sigma is estimated from: the search's, or :func:`_values` of the mask."""
+    assert found.mask is not None
+    return _values(volume, found.mask) if found.values is None else found.values
+
+
 def _full_mask(volume: Volume, mask: npt.ArrayLike) -> np.ndarray:
     """A mask of the volume's shape: as given, or one volume's mask repeated along the volume axis."""
     m = np.asarray(mask).astype(bool, copy=False)  # a broadcast ROI stays a view
@@ -302,7 +308,7 @@ def _background(volume: Volume | _Part, background: BackgroundSpec, coils: int |
         magnitude = _search_input(volume)
         found = search_tiles(magnitude, volume.mosaic, volume.volume_axis, coils)
         sample = every_kth(magnitude[found.mask], SIGMA_SAMPLE)  # _values's, without reading the files again
-        return _Found(found.mask, list(found.warnings), True, sample.astype(np.float64))
+        return _Found(found.mask, list(found.warnings), True, sample.astype(np.float64, copy=False))
     if isinstance(volume, _Part):
         whole = _background(volume.whole, background, coils)
         return _Found(None if whole.mask is None else volume.mask_of(whole.mask), whole.notes, whole.automatic)
@@ -367,8 +373,7 @@ def _group_sigmas(
     unit = volumes[0].unit
     # x * 1.0 is x: a stack in the first one's units is not copied (a long series' sample is large).
     measured = [(v, f.mask) for v, f in zip(volumes, found) if f.mask is not None]
-    samples = [_values(v, f.mask) if f.values is None else f.values
-               for v, f in zip(volumes, found) if f.mask is not None]
+    samples = [_sample(v, f) for v, f in zip(volumes, found) if f.mask is not None]
     values = [x if v.unit == unit else x * (v.unit / unit) for (v, _), x in zip(measured, samples)]
     estimate = estimate_sigma(values[0] if len(values) == 1 else np.concatenate(values), options.estimator,
                               options.coils, warn=False)
@@ -395,8 +400,7 @@ def _volume_sigmas(
     groups = []
     for part, f in zip(parts, found):
         assert f.mask is not None  # not pooled: a missing background raised
-        sample = _values(part, f.mask) if f.values is None else f.values
-        estimate = estimate_sigma(sample, options.estimator, options.coils, warn=False)
+        estimate = estimate_sigma(_sample(part, f), options.estimator, options.coils, warn=False)
         whole, index = (part.whole, part.index) if isinstance(part, _Part) else (part, None)
         groups.append(SigmaGroup([whole], estimate, f.notes if f.automatic else list(estimate.warnings), index))
     return groups, [_whole_mask(v, parts, found) for v in volumes]
@@ -463,10 +467,10 @@ def _correct(volume: Volume, options: CleanOptions, groups: Sequence[SigmaGroup]
         # a 3-D window streams with a halo of slices where that gives the same bits, and
         # otherwise corrects the stack whole (twice its stored bytes, no float64 copy), then
         # streams the derived files.
-        halo = halo_exact(volume, derivation.f_size)
+        exact = halo_exact(volume, derivation.f_size)
         block: Callable[..., np.ndarray] = functools.partial(
-            stored_block, volume, name=_name(volume), halo=derivation.f_size[0] // 2 if halo else 0, **how)
-        if stream and (halo or not across):
+            stored_block, volume, name=_name(volume), halo=derivation.f_size[0] // 2 if exact else 0, **how)
+        if stream and (exact or not across):
             return CleanResult(None, None, estimates, derivation, notes, mask, stored_block=block)
         stored = block(slice(None)) if across else np.concatenate([block(b) for b in blocks(volume)])
         if stream:
