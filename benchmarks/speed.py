@@ -9,7 +9,8 @@ Prints, in one run on the same data (best-of-N wall time after a warm-up, float3
    does) and seed / ours (the seed's steps after sigma is known: cast, two
    ``uniform_filter``, combine, clamp, sqrt, single-threaded);
 2. the derived goals: lmmse / moments and the 1 -> 2 threads speed-up;
-3. the portable build (``_core``) against the x86-64-v3 one (``_core_v3``), where both run.
+3. the portable build (``_core``) against the x86-64-v3 (AVX2) and x86-64-v4 (AVX-512)
+   ones (``_core_v3``, ``_core_v4``), where they run.
 
     python benchmarks/speed.py            # the full tables (a few minutes on 2 cores)
     python benchmarks/speed.py --quick    # small shapes only, for a smoke run
@@ -31,6 +32,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 import mri_noiselab
+from mri_noiselab._kernels import BUILDS, KERNELS
 
 SHAPES: dict[str, tuple[int, ...]] = {
     "512^2": (512, 512),
@@ -75,14 +77,15 @@ def phantom(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> n
 
 
 def kernel_builds() -> dict[str, ModuleType]:
-    """The compiled builds this CPU runs, by name: always the portable one, the x86-64-v3 one if any."""
-    portable = importlib.import_module("mri_noiselab._core")
-    builds = {"portable": portable}
-    if portable.cpu_has_x86_64_v3():
-        try:
-            builds["x86-64-v3"] = importlib.import_module("mri_noiselab._core_v3")
-        except ImportError:  # built without it (another CPU family or compiler)
-            pass
+    """The compiled builds this CPU runs, by name: always the portable one, then the optional ones it has."""
+    builds = {"portable": importlib.import_module("mri_noiselab._core")}
+    runs = builds["portable"].cpu_levels()
+    for level, module in reversed(BUILDS.items()):  # slowest first, as the table's columns
+        if level in runs:
+            try:
+                builds[level] = importlib.import_module(module)
+            except ImportError:  # built without it (another CPU family or compiler)
+                pass
     return builds
 
 
@@ -95,9 +98,8 @@ def main() -> None:
     repeat = args.repeat or (3 if args.quick else 7)
     rng = np.random.default_rng(0)
     builds = kernel_builds()
-    in_use = "x86-64-v3" if "x86-64-v3" in builds else "portable"
     print(
-        f"mri-noiselab {mri_noiselab.__version__}, kernels in use: {in_use}, "
+        f"mri-noiselab {mri_noiselab.__version__}, kernels in use: {KERNELS}, "
         f"default threads {mri_noiselab.get_num_threads()}, best of {repeat}, float32"
     )
     header = (
@@ -133,8 +135,13 @@ def main() -> None:
     if len(builds) < 2:
         print("\nOnly the portable build runs here: no build comparison.")
         return
-    print("\nPortable build against x86-64-v3, the kernel called directly (2 threads)")
-    print(f"{'shape':>12} {'f':>3} {'method':>8} {'portable ms':>11} {'v3 ms':>8} {'portable/v3':>11}")
+    wide = [b for b in builds if b != "portable"]
+    print(f"\nThe portable build against {' and '.join(wide)}, the kernel called directly (2 threads)")
+    print(
+        f"{'shape':>12} {'f':>3} {'method':>8} {'portable ms':>11}"
+        + "".join(f" {b[-2:] + ' ms':>8}" for b in wide)
+        + "".join(f" {'portable/' + b[-2:]:>11}" for b in wide)
+    )
     for name, shape in shapes.items():
         if len(shape) == 4:  # the volume axis would need correct()'s own window rule
             continue
@@ -146,8 +153,12 @@ def main() -> None:
                     build: best_time(functools.partial(mod.correct, image, SIGMA, window, method, threads=2), repeat)
                     for build, mod in builds.items()
                 }
-                p, v = times["portable"], times["x86-64-v3"]
-                print(f"{name:>12} {f_size:>3} {method:>8} {p * 1e3:11.1f} {v * 1e3:8.1f} {p / v:11.2f}")
+                p = times["portable"]
+                print(
+                    f"{name:>12} {f_size:>3} {method:>8} {p * 1e3:11.1f}"
+                    + "".join(f" {times[b] * 1e3:8.1f}" for b in wide)
+                    + "".join(f" {p / times[b]:11.2f}" for b in wide)
+                )
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ names = zipfile.ZipFile(sys.argv[1]).namelist()
 libs = [n for n in names if ".libs/" in n and not n.endswith("/")]
 print("  vendored:", ", ".join(libs) or "nothing")
 missing = sorted(set(open(sys.argv[2]).read().split()) - set(names))
-wanted = ("_core.", "_core_v3.") if platform.machine() in ("x86_64", "AMD64") else ("_core.",)  # v3: x86-64 only
+wanted = ("_core.", "_core_v3.", "_core_v4.") if platform.machine() in ("x86_64", "AMD64") else ("_core.",)  # v3, v4: x86-64 only
 kernels = [k for k in wanted if not any(n.startswith("mri_noiselab/" + k) for n in names)]
 print(f"  {len(names)} files; the package's tracked files all in it" if not missing else f"  missing: {missing}")
 print(f"  kernels missing: {kernels}" if kernels else "  kernels: " + " ".join(k.rstrip(".") for k in wanted))

@@ -109,25 +109,80 @@ def test_fourth_moment_variance_survives_a_bright_region(snr: int) -> None:
     assert rel.max() < 1e-6
 
 
-def test_the_x86_64_v3_build_gives_the_baseline_results() -> None:
+@pytest.mark.parametrize("level", ["x86-64-v3", "x86-64-v4"])
+def test_each_optional_build_gives_the_baseline_bits(level: str) -> None:
     import importlib
+
+    from mri_noiselab._kernels import BUILDS
 
     baseline = _baseline_module()
     assert baseline.__name__ == "mri_noiselab._core"
     try:
-        _core_v3 = importlib.import_module("mri_noiselab._core_v3")
+        wide = importlib.import_module(BUILDS[level])
     except ImportError:
-        pytest.skip("no x86-64-v3 build on this platform")
-    if not baseline.cpu_has_x86_64_v3():
-        pytest.skip("this CPU cannot run the x86-64-v3 build")
-    x = np.random.default_rng(5).uniform(0, 1000, (40, 50, 30)).astype(np.float32)
+        pytest.skip(f"no {level} build on this platform")
+    if level not in baseline.cpu_levels():
+        pytest.skip(f"this CPU cannot run the {level} build")
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1000, (40, 50, 30)).astype(np.float32)
+    x[::7, 3, :5] = 0.0  # zeros, and spikes next to them, for the checks and the clamped roots
+    x[::9, 4, :5] = 6.5e4
     mask = (np.random.default_rng(6).random(x.shape) > 0.2).astype(np.uint8)
-    for method, m in (("moments", None), ("lmmse", None), ("lmmse", mask)):
-        a, _ = baseline.correct(x, 30.0, [7, 6, 5], method, 2, m, None, 0)
-        b, _ = _core_v3.correct(x, 30.0, [7, 6, 5], method, 2, m, None, 0)
-        assert np.array_equal(a, b), method  # no FMA contraction: the same arithmetic, wider vectors
-    sa, sb = baseline.sample_stats(x, None, True, 0), _core_v3.sample_stats(x, None, True, 0)
+    sigma_map = rng.uniform(5, 50, x.shape)
+    for method, m, coils, smap in (
+        ("moments", None, 1, None), ("lmmse", None, 1, None), ("lmmse", mask, 4, None), ("lmmse", None, 2, sigma_map)
+    ):
+        a, ra = baseline.correct(x, 30.0, [7, 6, 5], method, coils, m, smap, 0)
+        b, rb = wide.correct(x, 30.0, [7, 6, 5], method, coils, m, smap, 0)
+        assert np.array_equal(a, b) and repr(ra) == repr(rb), method  # no FMA contraction: the same arithmetic
+    # Stored values: int16 with a rescale per slice, rounded, clipped and cast by the kernel.
+    stored = np.rint(x[:, :, :20] * 30).astype(np.int16)
+    slopes = rng.uniform(0.5, 2.0, stored.shape[0])
+    offsets = rng.uniform(-5, 5, stored.shape[0])
+    for method in ("moments", "lmmse"):
+        args = (stored, 30.0, [5, 5, 3], method, 1, None, None, 0, slopes, offsets, 1 / slopes, offsets / slopes)
+        a, _ = baseline.correct_stored(*args, lo=-32768.0, hi=32767.0)
+        b, _ = wide.correct_stored(*args, lo=-32768.0, hi=32767.0)
+        assert np.array_equal(a, b), method
+    # The box sums with compensated fourth powers, an even and an over-long window among them.
+    for window in ([9, 9, 9], [4, 2, 61]):
+        for got, want in zip(wide.box_moments(x, window, True), baseline.box_moments(x, window, True)):
+            assert np.array_equal(got, want), window
+    sa, sb = baseline.sample_stats(x, None, True, 0), wide.sample_stats(x, None, True, 0)
     assert sa.n == sb.n and sa.mean == pytest.approx(sb.mean, rel=1e-14) and sa.std == pytest.approx(sb.std, rel=1e-12)
+
+
+def test_the_loader_takes_the_best_build_at_or_below_the_one_asked_for() -> None:
+    import importlib
+    import os
+    import subprocess
+    import sys
+
+    from mri_noiselab._kernels import BUILDS
+
+    def available(level: str) -> bool:
+        try:
+            importlib.import_module(BUILDS[level])
+        except ImportError:
+            return False
+        return level in _baseline_module().cpu_levels()
+
+    def loaded(setting: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, MRI_NOISELAB_KERNELS=setting)
+        code = "from mri_noiselab._kernels import KERNELS, _core; print(KERNELS, _core.__name__)"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+    levels = list(BUILDS)  # fastest first
+    for setting in ["auto", *levels, "baseline"]:
+        below = levels if setting == "auto" else levels[levels.index(setting) :] if setting in levels else []
+        want = next((level for level in below if available(level)), "baseline")
+        proc = loaded(setting)
+        assert proc.returncode == 0, proc.stderr
+        module = BUILDS.get(want, "mri_noiselab._core")
+        assert proc.stdout.split() == [want, module], setting
+    proc = loaded("avx512")
+    assert proc.returncode != 0
+    assert "MRI_NOISELAB_KERNELS='avx512' names no kernel build: use auto, baseline or x86-64-v4" in proc.stderr
 
 
 def _baseline_module():  # noqa: ANN202 - the compiled module has no stub

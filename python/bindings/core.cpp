@@ -197,13 +197,16 @@ PYBIND11_MODULE(NOISELAB_MODULE, m) {
     m.doc() = "Compiled kernels of mri-noiselab (see the noiselab C++ headers).";
     m.attr("__version__") = NOISELAB_VERSION;
     m.def("has_openmp", &nl::has_openmp);
-    m.def("cpu_has_x86_64_v3", [] {
+    m.def("cpu_levels", [] {
+        // The x86-64 micro-architecture levels this CPU (and its OS's saved state) runs,
+        // for the loader to pick the kernel build; none where the compiler cannot ask.
+        std::vector<std::string> levels;
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
         __builtin_cpu_init();
-        return __builtin_cpu_supports("x86-64-v3") != 0;
-#else
-        return false;
+        if (__builtin_cpu_supports("x86-64-v3")) levels.emplace_back("x86-64-v3");
+        if (__builtin_cpu_supports("x86-64-v4")) levels.emplace_back("x86-64-v4");
 #endif
+        return levels;
     });
     m.def("default_threads", &nl::default_threads);
     m.def("chi_beta", &nl::chi_beta, py::arg("coils"));

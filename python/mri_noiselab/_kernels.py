@@ -1,8 +1,10 @@
 """Access to the compiled kernels: the fastest build this CPU runs, and a plain message
 when they are missing.
 
-Set ``MRI_NOISELAB_KERNELS=baseline`` to use the portable build even where the
-x86-64-v3 (AVX2, FMA) one would run. Both builds have the API of ``_core.pyi``.
+The builds, fastest first: ``x86-64-v4`` (AVX-512), ``x86-64-v3`` (AVX2, FMA) and the
+portable ``baseline``; all have the API of ``_core.pyi`` and give the same bits. Set
+``MRI_NOISELAB_KERNELS`` to one of those names to use no build above it (``baseline``: the
+portable one), or to ``auto`` (the default) for the best the CPU runs.
 """
 
 from __future__ import annotations
@@ -20,22 +22,35 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "'pip install .' (or a wheel) rather than importing it from the source tree"
     ) from exc
 
+#: The optional builds by CPU level, fastest first, and their modules.
+BUILDS: dict[str, str] = {"x86-64-v4": "mri_noiselab._core_v4", "x86-64-v3": "mri_noiselab._core_v3"}
+
 
 def _best() -> tuple[ModuleType, str]:
-    if os.environ.get("MRI_NOISELAB_KERNELS", "auto") != "baseline" and _baseline.cpu_has_x86_64_v3():
-        try:
-            return importlib.import_module("mri_noiselab._core_v3"), "x86-64-v3"
-        except ImportError:  # built without it (another CPU family or compiler)
-            pass
+    wanted = os.environ.get("MRI_NOISELAB_KERNELS", "auto")
+    names = list(BUILDS)
+    if wanted not in ("auto", "baseline", *names):
+        # At import, so that a typo cannot silently benchmark or test another build.
+        raise ImportError(
+            f"MRI_NOISELAB_KERNELS={wanted!r} names no kernel build: use auto, baseline or {', '.join(names)}"
+        )
+    allowed = [] if wanted == "baseline" else names[names.index(wanted) :] if wanted in names else names
+    runs = set(_baseline.cpu_levels())
+    for level in allowed:
+        if level in runs:
+            try:
+                return importlib.import_module(BUILDS[level]), level
+            except ImportError:  # built without it (another CPU family or compiler)
+                pass
     return _baseline, "baseline"
 
 
 if TYPE_CHECKING:
-    # Both builds have one API (_core.pyi): type checkers see the one whichever is loaded.
+    # Every build has one API (_core.pyi): type checkers see the one whichever is loaded.
     _core = _baseline
     KERNELS: str
 else:
     _core, KERNELS = _best()
-    """The kernel module in use, and the name of its build ("x86-64-v3" or "baseline")."""
+    """The kernel module in use, and the name of its build ("x86-64-v4", "x86-64-v3" or "baseline")."""
 
-__all__ = ["KERNELS", "_core"]
+__all__ = ["BUILDS", "KERNELS", "_core"]
