@@ -4,13 +4,15 @@ when they are missing.
 The builds, fastest first: ``x86-64-v4`` (AVX-512), ``x86-64-v3`` (AVX2, FMA) and the
 portable ``baseline``; all have the API of ``_core.pyi`` and give the same bits. Set
 ``MRI_NOISELAB_KERNELS`` to one of those names to use no build above it (``baseline``: the
-portable one), or to ``auto`` (the default) for the best the CPU runs.
+portable one), or to ``auto`` (the default) for the best the CPU runs; any other value warns
+and means ``auto``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -30,10 +32,14 @@ def _best() -> tuple[ModuleType, str]:
     wanted = os.environ.get("MRI_NOISELAB_KERNELS", "auto")
     names = list(BUILDS)
     if wanted not in ("auto", "baseline", *names):
-        # At import, so that a typo cannot silently benchmark or test another build.
-        raise ImportError(
-            f"MRI_NOISELAB_KERNELS={wanted!r} names no kernel build: use auto, baseline or {', '.join(names)}"
+        # A warning, not an error: an import error would reach the CLI as a traceback.
+        warnings.warn(
+            f"MRI_NOISELAB_KERNELS={wanted!r} names no kernel build (auto, baseline, {', '.join(names)}): "
+            "using auto",
+            RuntimeWarning,
+            stacklevel=2,
         )
+        wanted = "auto"
     allowed = [] if wanted == "baseline" else names[names.index(wanted) :] if wanted in names else names
     runs = set(_baseline.cpu_levels())
     for level in allowed:
